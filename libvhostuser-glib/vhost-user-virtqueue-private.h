@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Copyright 2026 The libvhostuser-glib authors
+ */
+
+#pragma once
+
+#include "vhost-user-virtqueue.h"
+#include "vhu-memory.h"
+#include "vhu-message.h"
+
+G_BEGIN_DECLS
+
+struct _VhostUserVirtqueue
+{
+  GObject parent_instance;
+
+  VhostUserDevice *device; /* unowned: the device owns its queues */
+  guint index;
+
+  /* What the front-end set up. */
+  guint size; /* 0: SET_VRING_NUM not received */
+  guint16 last_avail_idx;
+  VhuVringAddr addr;
+  gboolean addr_set;
+  int kick_fd;
+  int call_fd;
+  int err_fd;
+
+  gboolean enabled;
+  gboolean started;
+  gboolean broken;
+
+  GSource *kick_source;
+
+  /* The ring areas, translated in @mem (which keeps them mapped). */
+  VhuMemTable *mem;
+  gpointer desc;
+  gpointer avail;
+  gpointer used;
+};
+
+typedef void (*VhuKickFunc) (VhostUserVirtqueue *vq, gpointer user_data);
+
+VhostUserVirtqueue *vhu_virtqueue_new (VhostUserDevice *device, guint index);
+void vhu_virtqueue_reset (VhostUserVirtqueue *vq);
+
+gboolean vhu_virtqueue_is_configured (VhostUserVirtqueue *vq);
+gboolean vhu_virtqueue_translate (VhostUserVirtqueue *vq, VhuMemTable *mem, GError **error);
+void vhu_virtqueue_forget_translation (VhostUserVirtqueue *vq);
+
+void vhu_virtqueue_set_kick_fd (VhostUserVirtqueue *vq,
+                                int fd,
+                                GMainContext *context,
+                                VhuKickFunc func,
+                                gpointer user_data);
+void vhu_virtqueue_set_call_fd (VhostUserVirtqueue *vq, int fd);
+void vhu_virtqueue_set_err_fd (VhostUserVirtqueue *vq, int fd);
+void vhu_virtqueue_set_size (VhostUserVirtqueue *vq, guint size);
+void vhu_virtqueue_set_enabled (VhostUserVirtqueue *vq, gboolean enabled);
+void vhu_virtqueue_set_started (VhostUserVirtqueue *vq, gboolean started);
+void vhu_virtqueue_mark_broken (VhostUserVirtqueue *vq);
+
+G_END_DECLS
