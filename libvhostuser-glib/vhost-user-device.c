@@ -264,6 +264,22 @@ real_protocol_error (VhostUserDevice *self, const GError *error)
   g_debug ("refused: %s", error->message);
 }
 
+/* The other class handlers do nothing, so that overrides can chain up. */
+static void
+real_features_negotiated (VhostUserDevice *self, guint64 features)
+{
+}
+
+static void
+real_queue_event (VhostUserDevice *self, VhostUserVirtqueue *queue)
+{
+}
+
+static void
+real_device_event (VhostUserDevice *self)
+{
+}
+
 /* A vfunc written in Python may fail without setting an error. */
 static void
 ensure_error (GError **error, const char *what)
@@ -1567,6 +1583,12 @@ vhost_user_device_class_init (VhostUserDeviceClass *klass)
   klass->load_state = real_load_state;
   klass->get_shared_object = real_get_shared_object;
   klass->protocol_error = real_protocol_error;
+  klass->features_negotiated = real_features_negotiated;
+  klass->queue_started = real_queue_event;
+  klass->queue_stopped = real_queue_event;
+  klass->queue_kicked = real_queue_event;
+  klass->reset = real_device_event;
+  klass->disconnected = real_device_event;
 
   /**
    * VhostUserDevice:num-queues:
