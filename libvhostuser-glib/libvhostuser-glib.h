@@ -11,6 +11,7 @@
 #include <libvhostuser-glib/vhost-user-enums.h>
 #include <libvhostuser-glib/vhost-user-enum-types.h>
 #include <libvhostuser-glib/vhost-user-error.h>
+#include <libvhostuser-glib/vhost-user-virtq-element.h>
 #include <libvhostuser-glib/vhost-user-virtqueue.h>
 #include <libvhostuser-glib/vhost-user-device.h>
 #include <libvhostuser-glib/vhost-user-server.h>

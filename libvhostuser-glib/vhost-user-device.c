@@ -13,7 +13,7 @@
 #include <glib/gi18n-lib.h>
 #include <glib-unix.h>
 
-#include "vhost-user-device.h"
+#include "vhost-user-device-private.h"
 #include "vhost-user-enum-types.h"
 #include "vhost-user-error.h"
 #include "vhost-user-virtqueue-private.h"
@@ -89,8 +89,11 @@
 /* Bits 24 to 40 are the device-independent (transport) features: the library
  * offers those it implements, whatever a subclass says. */
 #define TRANSPORT_FEATURES_MASK (BIT (41) - BIT (24))
-#define LIBRARY_TRANSPORT_FEATURES \
+#define ALWAYS_OFFERED_FEATURES \
   (BIT (VHOST_USER_FEATURE_VERSION_1) | BIT (VHOST_USER_FEATURE_PROTOCOL_FEATURES))
+#define LIBRARY_TRANSPORT_FEATURES                                                         \
+  (ALWAYS_OFFERED_FEATURES | BIT (VHOST_USER_FEATURE_RING_INDIRECT_DESC)                  \
+   | BIT (VHOST_USER_FEATURE_RING_EVENT_IDX) | BIT (VHOST_USER_FEATURE_LOG_ALL))
 
 /* Protocol features the library implements by itself. */
 #define LIBRARY_PROTOCOL_FEATURES                                                          \
@@ -135,7 +138,8 @@ typedef struct
 
   VhuStateTransfer *transfer;
   VhostUserTransferDirection transfer_direction;
-  VhuMessage *deferred; /* a CHECK_DEVICE_STATE waiting for its transfer */
+  VhuMessage *deferred; /* a request whose reply waits (CHECK_DEVICE_STATE, GET_VRING_BASE) */
+  gboolean defer_reply;  /* set by a handler: the reply will come later */
 } VhostUserDevicePrivate;
 
 enum
@@ -292,6 +296,95 @@ ensure_error (GError **error, const char *what)
 /* ------------------------------------------------------------------------ */
 /* Queue state                                                              */
 
+/* ------------------------------------------------------------------------ */
+/* Queues on other threads                                                  */
+
+/* A queue moved to a worker's context is touched only there: what the
+ * control plane changes in it runs there, while the device's thread waits.
+ * The worker's context must be iterated; its code must not wait for the
+ * device's context. */
+typedef struct
+{
+  VhostUserDevice *self;
+  VhostUserVirtqueue *vq;
+  QueueFunc func;
+  gpointer data;
+  GError *error;
+  gboolean ok;
+  gboolean done;
+  GMutex lock;
+  GCond cond;
+} QueueCall;
+
+static gboolean
+queue_call_run (gpointer user_data)
+{
+  QueueCall *call = user_data;
+
+  call->ok = call->func (call->self, call->vq, call->data, &call->error);
+  g_mutex_lock (&call->lock);
+  call->done = TRUE;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->lock);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+vhu_device_run_on_queue (VhostUserDevice *self,
+              VhostUserVirtqueue *vq,
+              QueueFunc func,
+              gpointer data,
+              GError **error)
+{
+  QueueCall call = { self, vq, func, data, NULL, FALSE, FALSE };
+
+  if (vq->context == PRIV (self)->context || g_main_context_is_owner (vq->context))
+    return func (self, vq, data, error);
+
+  g_mutex_init (&call.lock);
+  g_cond_init (&call.cond);
+  g_main_context_invoke_full (vq->context, G_PRIORITY_HIGH, queue_call_run, &call, NULL);
+  g_mutex_lock (&call.lock);
+  while (!call.done)
+    g_cond_wait (&call.cond, &call.lock);
+  g_mutex_unlock (&call.lock);
+  g_mutex_clear (&call.lock);
+  g_cond_clear (&call.cond);
+  if (call.error != NULL)
+    g_propagate_error (error, call.error);
+  return call.ok;
+}
+
+/* The dirty log the rings write to: only while LOG_ALL is acknowledged. */
+static VhuDirtyLog *
+active_log (VhostUserDevice *self)
+{
+  VhostUserDevicePrivate *priv = PRIV (self);
+
+  return (priv->acked_features & BIT (VHOST_USER_FEATURE_LOG_ALL)) ? priv->log : NULL;
+}
+
+static gboolean
+queue_update_log (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data, GError **error)
+{
+  VhostUserDevicePrivate *priv = PRIV (self);
+
+  vq->features = priv->acked_features;
+  vhu_virtqueue_set_log (vq, active_log (self), priv->log_call_fd);
+  return TRUE;
+}
+
+static void
+update_queue_logs (VhostUserDevice *self)
+{
+  VhostUserDevicePrivate *priv = PRIV (self);
+
+  for (guint i = 0; i < priv->num_queues; i++)
+    vhu_device_run_on_queue (self, priv->queues[i], queue_update_log, NULL, NULL);
+}
+
+/* The device hears first, while it may still push what it holds; then the
+ * ring is let go of. */
 static void
 emit_queue_stopped (VhostUserDevice *self, VhostUserVirtqueue *vq)
 {
@@ -299,6 +392,7 @@ emit_queue_stopped (VhostUserDevice *self, VhostUserVirtqueue *vq)
     return;
   vhu_virtqueue_set_started (vq, FALSE);
   g_signal_emit (self, signals[SIGNAL_QUEUE_STOPPED], 0, vq);
+  vhu_virtqueue_stop_ring (vq);
 }
 
 static void
@@ -314,6 +408,7 @@ on_queue_kick (VhostUserVirtqueue *vq, gpointer user_data)
   g_object_ref (self);
   if (!vq->started)
     {
+      vhu_virtqueue_start_ring (vq);
       vhu_virtqueue_set_started (vq, TRUE);
       g_signal_emit (self, signals[SIGNAL_QUEUE_STARTED], 0, vq);
     }
@@ -333,6 +428,22 @@ maybe_start_queue (VhostUserDevice *self, VhostUserVirtqueue *vq)
 
 /* After the memory table changed: every ring is translated again; a started
  * ring whose areas are no longer mapped stops. */
+static gboolean
+queue_retranslate (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data, GError **error)
+{
+  if (!vhu_virtqueue_translate (vq, PRIV (self)->mem, error))
+    {
+      if (vq->started)
+        {
+          vhu_virtqueue_mark_broken (vq);
+          emit_queue_stopped (self, vq);
+        }
+      return FALSE;
+    }
+  maybe_start_queue (self, vq);
+  return TRUE;
+}
+
 static void
 retranslate_queues (VhostUserDevice *self)
 {
@@ -340,30 +451,31 @@ retranslate_queues (VhostUserDevice *self)
 
   for (guint i = 0; i < priv->num_queues; i++)
     {
-      VhostUserVirtqueue *vq = priv->queues[i];
       g_autoptr (GError) error = NULL;
 
-      if (!vhu_virtqueue_translate (vq, priv->mem, &error))
-        {
-          g_signal_emit (self, signals[SIGNAL_PROTOCOL_ERROR], 0, error);
-          if (vq->started)
-            {
-              vhu_virtqueue_mark_broken (vq);
-              emit_queue_stopped (self, vq);
-            }
-        }
+      if (!vhu_device_run_on_queue (self, priv->queues[i], queue_retranslate, NULL, &error))
+        g_signal_emit (self, signals[SIGNAL_PROTOCOL_ERROR], 0, error);
     }
-  for (guint i = 0; i < priv->num_queues; i++)
-    maybe_start_queue (self, priv->queues[i]);
 }
 
-static void
-stop_all_queues (VhostUserDevice *self)
+static gboolean
+queue_stop (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data, GError **error)
 {
-  VhostUserDevicePrivate *priv = PRIV (self);
+  gboolean disable = GPOINTER_TO_INT (data);
 
-  for (guint i = 0; i < priv->num_queues; i++)
-    emit_queue_stopped (self, priv->queues[i]);
+  emit_queue_stopped (self, vq);
+  if (disable)
+    vhu_virtqueue_set_enabled (vq, FALSE);
+  return TRUE;
+}
+
+static gboolean
+queue_reset (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data, GError **error)
+{
+  emit_queue_stopped (self, vq);
+  vhu_virtqueue_reset (vq);
+  vq->features = 0;
+  return TRUE;
 }
 
 /* Full reset of the rings: stopped, disabled, nothing configured. */
@@ -372,9 +484,8 @@ reset_queues (VhostUserDevice *self)
 {
   VhostUserDevicePrivate *priv = PRIV (self);
 
-  stop_all_queues (self);
   for (guint i = 0; i < priv->num_queues; i++)
-    vhu_virtqueue_reset (priv->queues[i]);
+    vhu_device_run_on_queue (self, priv->queues[i], queue_reset, NULL, NULL);
 }
 
 static void
@@ -456,7 +567,7 @@ ensure_offers (VhostUserDevice *self)
 
   features = klass->get_features (self);
   priv->offered_features = (features & ~TRANSPORT_FEATURES_MASK)
-                           | (features & LIBRARY_TRANSPORT_FEATURES) | LIBRARY_TRANSPORT_FEATURES;
+                           | (features & LIBRARY_TRANSPORT_FEATURES) | ALWAYS_OFFERED_FEATURES;
   priv->offered_protocol_features =
     klass->get_protocol_features (self) & (LIBRARY_PROTOCOL_FEATURES | VFUNC_PROTOCOL_FEATURES);
   priv->offers_known = TRUE;
@@ -542,6 +653,7 @@ handle_set_features (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, 
     }
 
   set_acked_features (self, features);
+  update_queue_logs (self);
 
   /* Without protocol features there is no SET_VRING_ENABLE: rings are
    * enabled at once. */
@@ -565,9 +677,8 @@ handle_reset_owner (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, G
   VhostUserDevicePrivate *priv = PRIV (self);
 
   /* Deprecated; the spec recommends disabling the rings and nothing more. */
-  stop_all_queues (self);
   for (guint i = 0; i < priv->num_queues; i++)
-    vhu_virtqueue_set_enabled (priv->queues[i], FALSE);
+    vhu_device_run_on_queue (self, priv->queues[i], queue_stop, GINT_TO_POINTER (TRUE), NULL);
   return TRUE;
 }
 
@@ -689,6 +800,7 @@ handle_set_log_base (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, 
 
   g_clear_pointer (&priv->log, vhu_dirty_log_unref);
   priv->log = g_steal_pointer (&log);
+  update_queue_logs (self);
   vhu_message_init_reply_u64 (reply, msg, 0);
   return TRUE;
 }
@@ -700,6 +812,7 @@ handle_set_log_fd (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, GE
 
   close_fd (&priv->log_call_fd);
   priv->log_call_fd = vhu_message_steal_fd (msg, 0);
+  update_queue_logs (self);
   return TRUE;
 }
 
@@ -756,6 +869,7 @@ handle_set_vring_addr (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply
       vhu_virtqueue_translate (vq, priv->mem, NULL);
       return FALSE;
     }
+  vhu_virtqueue_set_log (vq, active_log (self), priv->log_call_fd);
   maybe_start_queue (self, vq);
   return TRUE;
 }
@@ -784,29 +898,90 @@ handle_set_vring_base (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply
   return TRUE;
 }
 
+static void
+init_vring_base_reply (VhuMessage *reply, const VhuMessage *msg, VhostUserVirtqueue *vq)
+{
+  vhu_message_init_reply (reply, msg, sizeof (VhuVringState));
+  reply->payload.state.index = vq->index;
+  reply->payload.state.num = vq->last_avail_idx;
+}
+
+static void send_reply_for (VhostUserDevice *self,
+                            VhuMessage *msg,
+                            VhuMessage *reply,
+                            gboolean ok,
+                            GError *error);
+
+/* On the device's thread: the queue has drained; answer GET_VRING_BASE. */
+static gboolean
+finish_get_vring_base (gpointer user_data)
+{
+  VhostUserVirtqueue *vq = user_data;
+  VhostUserDevice *self = vq->device;
+  VhostUserDevicePrivate *priv = PRIV (self);
+  g_autofree VhuMessage *msg = g_steal_pointer (&priv->deferred);
+  g_autofree VhuMessage *reply = g_new (VhuMessage, 1);
+
+  if (msg != NULL)
+    {
+      vhu_message_init (reply);
+      init_vring_base_reply (reply, msg, vq);
+      send_reply_for (self, msg, reply, TRUE, NULL);
+      if (priv->conn != NULL)
+        vhu_connection_resume (priv->conn);
+    }
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* On the queue's thread: the last element popped before GET_VRING_BASE came
+ * back, so the base is consistent with the used ring. */
+static void
+on_queue_drained (VhostUserVirtqueue *vq, gpointer user_data)
+{
+  VhostUserDevice *self = user_data;
+
+  vhu_virtqueue_set_drained_func (vq, NULL, NULL);
+  vhu_virtqueue_stop_ring (vq);
+  g_object_ref (self);
+  g_main_context_invoke (PRIV (self)->context, finish_get_vring_base, vq);
+}
+
 static gboolean
 handle_get_vring_base (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, GError **error)
 {
+  VhostUserDevicePrivate *priv = PRIV (self);
   VhostUserVirtqueue *vq = lookup_queue (self, msg, msg->payload.state.index, error);
 
   if (vq == NULL)
     return FALSE;
 
   /* Stops the ring: no more kicks until a new SET_VRING_KICK. */
-  vhu_virtqueue_set_kick_fd (vq, -1, NULL, NULL, NULL);
-  emit_queue_stopped (self, vq);
+  vhu_virtqueue_set_kick_fd (vq, -1, NULL, NULL);
   vq->broken = FALSE;
 
-  vhu_message_init_reply (reply, msg, sizeof (VhuVringState));
-  reply->payload.state.index = vq->index;
-  reply->payload.state.num = vq->last_avail_idx;
+  if (vq->started)
+    {
+      vhu_virtqueue_set_started (vq, FALSE);
+      vq->stopping = TRUE;
+      g_signal_emit (self, signals[SIGNAL_QUEUE_STOPPED], 0, vq);
+      if (vq->ring.inuse > 0 && vq->ring.desc != NULL)
+        {
+          /* Answer once the device has pushed what it still holds. */
+          priv->defer_reply = TRUE;
+          vhu_virtqueue_set_drained_func (vq, on_queue_drained, self);
+          return TRUE;
+        }
+      vhu_virtqueue_stop_ring (vq);
+    }
+
+  init_vring_base_reply (reply, msg, vq);
   return TRUE;
 }
 
 static gboolean
 handle_set_vring_fd (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, GError **error)
 {
-  VhostUserDevicePrivate *priv = PRIV (self);
   guint32 index = msg->payload.u64 & VHU_VRING_INDEX_MASK;
   VhostUserVirtqueue *vq = lookup_queue (self, msg, index, error);
   int fd;
@@ -819,7 +994,7 @@ handle_set_vring_fd (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, 
     {
     case VHOST_USER_REQUEST_SET_VRING_KICK:
       vq->broken = FALSE;
-      vhu_virtqueue_set_kick_fd (vq, fd, priv->context, on_queue_kick, self);
+      vhu_virtqueue_set_kick_fd (vq, fd, on_queue_kick, self);
       maybe_start_queue (self, vq);
       break;
     case VHOST_USER_REQUEST_SET_VRING_CALL:
@@ -1207,12 +1382,6 @@ finish_check_device_state (VhostUserDevice *self, GError **error)
   return TRUE;
 }
 
-static void send_reply_for (VhostUserDevice *self,
-                            VhuMessage *msg,
-                            VhuMessage *reply,
-                            gboolean ok,
-                            GError *error);
-
 static void
 on_transfer_done (VhuStateTransfer *transfer, gpointer user_data)
 {
@@ -1253,10 +1422,8 @@ handle_check_device_state (VhostUserDevice *self,
     }
   if (!vhu_state_transfer_is_done (priv->transfer))
     {
-      /* Answer once the transfer ends; read no other message until then. */
-      priv->deferred = g_memdup2 (msg, sizeof *msg);
-      msg->n_fds = 0;
-      vhu_connection_pause (priv->conn);
+      /* Answer once the transfer ends. */
+      priv->defer_reply = TRUE;
       vhu_state_transfer_set_done_func (priv->transfer, on_transfer_done, self);
       return TRUE;
     }
@@ -1399,6 +1566,56 @@ send_reply_for (VhostUserDevice *self,
 
 static void on_connection_closed (VhuConnection *conn, const GError *error, gpointer user_data);
 
+/* The queue a ring request names, or -1 for a device-wide request. The
+ * index is checked by the handler. */
+static gint64
+request_queue_index (const VhuMessage *msg)
+{
+  switch (msg->hdr.request)
+    {
+    case VHOST_USER_REQUEST_SET_VRING_NUM:
+    case VHOST_USER_REQUEST_SET_VRING_BASE:
+    case VHOST_USER_REQUEST_GET_VRING_BASE:
+    case VHOST_USER_REQUEST_SET_VRING_ENABLE:
+      return msg->payload.state.index;
+    case VHOST_USER_REQUEST_SET_VRING_ADDR:
+      return msg->payload.addr.index;
+    case VHOST_USER_REQUEST_SET_VRING_KICK:
+    case VHOST_USER_REQUEST_SET_VRING_CALL:
+    case VHOST_USER_REQUEST_SET_VRING_ERR:
+      return msg->payload.u64 & VHU_VRING_INDEX_MASK;
+    default:
+      return -1;
+    }
+}
+
+typedef struct
+{
+  VhuMessage *msg;
+  VhuMessage *reply;
+} Request;
+
+static gboolean
+queue_handle (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data, GError **error)
+{
+  Request *request = data;
+
+  return lookup_handler (request->msg->hdr.request) (self, request->msg, request->reply, error);
+}
+
+/* A ring request runs where its queue runs. */
+static gboolean
+dispatch (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, GError **error)
+{
+  VhostUserDevicePrivate *priv = PRIV (self);
+  gint64 index = request_queue_index (msg);
+  Request request = { msg, reply };
+
+  if (index < 0 || index >= priv->num_queues)
+    return lookup_handler (msg->hdr.request) (self, msg, reply, error);
+  return vhu_device_run_on_queue (self, priv->queues[index], queue_handle, &request, error);
+}
+
 static void
 on_message (VhuConnection *conn, VhuMessage *msg, gpointer user_data)
 {
@@ -1412,10 +1629,18 @@ on_message (VhuConnection *conn, VhuMessage *msg, gpointer user_data)
   vhu_message_init (reply);
   ensure_offers (self);
 
+  priv->defer_reply = FALSE;
   ok = vhu_message_validate_request (msg, priv->acked_protocol_features, &error)
-       && lookup_handler (msg->hdr.request) (self, msg, reply, &error);
+       && dispatch (self, msg, reply, &error);
 
-  if (priv->deferred == NULL || !ok)
+  if (ok && priv->defer_reply)
+    {
+      /* Read no other message until the reply is sent. */
+      priv->deferred = g_memdup2 (msg, sizeof *msg);
+      msg->n_fds = 0;
+      vhu_connection_pause (conn);
+    }
+  else
     send_reply_for (self, msg, reply, ok, error);
 
   if (priv->close_after_reply && priv->conn == conn)
@@ -1465,7 +1690,7 @@ vhost_user_device_constructed (GObject *object)
 
   priv->queues = g_new0 (VhostUserVirtqueue *, priv->num_queues);
   for (guint i = 0; i < priv->num_queues; i++)
-    priv->queues[i] = vhu_virtqueue_new (self, i);
+    priv->queues[i] = vhu_virtqueue_new (self, i, priv->context);
 }
 
 static void

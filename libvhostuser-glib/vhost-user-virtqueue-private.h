@@ -6,10 +6,15 @@
 #pragma once
 
 #include "vhost-user-virtqueue.h"
+#include "vhu-dirty-log.h"
 #include "vhu-memory.h"
 #include "vhu-message.h"
+#include "vhu-split-ring.h"
 
 G_BEGIN_DECLS
+
+typedef void (*VhuKickFunc) (VhostUserVirtqueue *vq, gpointer user_data);
+typedef void (*VhuDrainedFunc) (VhostUserVirtqueue *vq, gpointer user_data);
 
 struct _VhostUserVirtqueue
 {
@@ -30,8 +35,21 @@ struct _VhostUserVirtqueue
   gboolean enabled;
   gboolean started;
   gboolean broken;
+  gboolean stopping; /* GET_VRING_BASE waits for in-flight elements */
 
   GSource *kick_source;
+  VhuKickFunc kick_func;
+  gpointer kick_data;
+  GMainContext *context; /* where the queue runs */
+
+  /* The data path: the started ring, and the elements popped from it. */
+  VhuSplitRing ring;
+  VhuElementPool *pool;
+  guint64 features;  /* acknowledged, as the ring uses them */
+  VhuDirtyLog *log;  /* while LOG_ALL is acknowledged */
+  int log_call_fd;   /* borrowed from the device: kicked after logged writes */
+  VhuDrainedFunc drained_func;
+  gpointer drained_data;
 
   /* The ring areas, translated in @mem (which keeps them mapped). */
   VhuMemTable *mem;
@@ -40,25 +58,25 @@ struct _VhostUserVirtqueue
   gpointer used;
 };
 
-typedef void (*VhuKickFunc) (VhostUserVirtqueue *vq, gpointer user_data);
 
-VhostUserVirtqueue *vhu_virtqueue_new (VhostUserDevice *device, guint index);
+VhostUserVirtqueue *vhu_virtqueue_new (VhostUserDevice *device, guint index, GMainContext *context);
 void vhu_virtqueue_reset (VhostUserVirtqueue *vq);
 
 gboolean vhu_virtqueue_is_configured (VhostUserVirtqueue *vq);
 gboolean vhu_virtqueue_translate (VhostUserVirtqueue *vq, VhuMemTable *mem, GError **error);
 void vhu_virtqueue_forget_translation (VhostUserVirtqueue *vq);
 
-void vhu_virtqueue_set_kick_fd (VhostUserVirtqueue *vq,
-                                int fd,
-                                GMainContext *context,
-                                VhuKickFunc func,
-                                gpointer user_data);
+void vhu_virtqueue_set_kick_fd (VhostUserVirtqueue *vq, int fd, VhuKickFunc func, gpointer user_data);
 void vhu_virtqueue_set_call_fd (VhostUserVirtqueue *vq, int fd);
 void vhu_virtqueue_set_err_fd (VhostUserVirtqueue *vq, int fd);
 void vhu_virtqueue_set_size (VhostUserVirtqueue *vq, guint size);
 void vhu_virtqueue_set_enabled (VhostUserVirtqueue *vq, gboolean enabled);
 void vhu_virtqueue_set_started (VhostUserVirtqueue *vq, gboolean started);
 void vhu_virtqueue_mark_broken (VhostUserVirtqueue *vq);
+
+void vhu_virtqueue_start_ring (VhostUserVirtqueue *vq);
+void vhu_virtqueue_stop_ring (VhostUserVirtqueue *vq);
+void vhu_virtqueue_set_log (VhostUserVirtqueue *vq, VhuDirtyLog *log, int log_call_fd);
+void vhu_virtqueue_set_drained_func (VhostUserVirtqueue *vq, VhuDrainedFunc func, gpointer data);
 
 G_END_DECLS

@@ -12,6 +12,7 @@
 #include <glib-object.h>
 
 #include <libvhostuser-glib/vhost-user-version.h>
+#include <libvhostuser-glib/vhost-user-virtq-element.h>
 
 G_BEGIN_DECLS
 
@@ -39,5 +40,46 @@ gboolean vhost_user_virtqueue_get_started (VhostUserVirtqueue *self);
 
 VHOST_USER_AVAILABLE_IN_ALL
 guint vhost_user_virtqueue_get_last_avail_idx (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_set_context (VhostUserVirtqueue *self, GMainContext *context);
+
+VHOST_USER_AVAILABLE_IN_ALL
+GMainContext *vhost_user_virtqueue_get_context (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+gboolean vhost_user_virtqueue_get_broken (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+guint vhost_user_virtqueue_get_in_flight (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+VhostUserVirtqElement *vhost_user_virtqueue_pop (VhostUserVirtqueue *self, GError **error);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_unpop (VhostUserVirtqueue *self, VhostUserVirtqElement *element);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_fill (VhostUserVirtqueue *self,
+                                VhostUserVirtqElement *element,
+                                gsize written,
+                                guint offset);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_flush (VhostUserVirtqueue *self, guint count);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_notify (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_push (VhostUserVirtqueue *self,
+                                VhostUserVirtqElement *element,
+                                gsize written);
+
+VHOST_USER_AVAILABLE_IN_ALL
+gboolean vhost_user_virtqueue_is_empty (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_set_notification (VhostUserVirtqueue *self, gboolean enable);
 
 G_END_DECLS
