@@ -280,11 +280,7 @@ vhu_virtqueue_translate (VhostUserVirtqueue *vq, VhuMemTable *mem, GError **erro
    * the old one mapped until they are dropped. */
   if (vq->ring.desc != NULL)
     {
-      vq->ring.desc = desc;
-      vq->ring.avail = avail;
-      vq->ring.used = used;
-      g_clear_pointer (&vq->ring.mem, vhu_mem_table_unref);
-      vq->ring.mem = vhu_mem_table_ref (mem);
+      vhu_split_ring_set_memory (&vq->ring, desc, avail, used, mem);
       vhu_element_pool_drop_mappings (vq->pool);
     }
   return TRUE;

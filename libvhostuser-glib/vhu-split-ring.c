@@ -78,6 +78,22 @@ vhu_split_ring_clear (VhuSplitRing *ring)
   ring->generation = generation;
 }
 
+/* The memory table changed: the ring areas are somewhere else now. */
+void
+vhu_split_ring_set_memory (VhuSplitRing *ring,
+                           VhuVringDesc *desc,
+                           VhuVringAvail *avail,
+                           VhuVringUsed *used,
+                           VhuMemTable *mem)
+{
+  ring->desc = desc;
+  ring->avail = avail;
+  ring->used = used;
+  g_clear_pointer (&ring->mem, vhu_mem_table_unref);
+  ring->mem = vhu_mem_table_ref (mem);
+  ring->hint_len = 0;
+}
+
 gboolean
 vhu_split_ring_is_empty (VhuSplitRing *ring)
 {
@@ -91,13 +107,14 @@ vhu_split_ring_is_empty (VhuSplitRing *ring)
 
 /* Appends the buffer of one descriptor (already copied out of guest memory)
  * to @elem: translated with its length, split where it crosses regions. */
-static inline gboolean
+G_ALWAYS_INLINE static inline gboolean
 add_buffer (VhuSplitRing *ring, VhuElement *elem, const VhuVringDesc *d, GError **error)
 {
   guint64 addr = GUINT64_FROM_LE (d->addr);
   guint32 len = GUINT32_FROM_LE (d->len);
   gboolean writable = (GUINT16_FROM_LE (d->flags) & VHU_VRING_DESC_F_WRITE) != 0;
   guint n = elem->out_num + elem->in_num;
+  guint64 offset = addr - ring->hint_gpa;
   gint k;
 
   /* Zero-length buffers carry nothing: skipped, wherever they are. */
@@ -109,22 +126,41 @@ add_buffer (VhuSplitRing *ring, VhuElement *elem, const VhuVringDesc *d, GError 
                                       "device-writable one"),
                        elem->head);
 
-  k = vhu_mem_table_gpa_to_iov (ring->mem, addr, len, elem->iov + n, elem->iov_cap - n);
-  if (G_UNLIKELY (k < 0))
+  if (G_LIKELY (offset < ring->hint_len && len <= ring->hint_len - offset && n < elem->iov_cap))
     {
-      /* Either more segments than room, or memory that is not mapped. */
-      if (elem->iov_cap < VHU_MAX_IOV && vhu_element_reserve (elem, VHU_MAX_IOV))
-        k = vhu_mem_table_gpa_to_iov (ring->mem, addr, len, elem->iov + n, elem->iov_cap - n);
-      if (k < 0)
-        return ring_error (ring, error, _("Chain %u: the buffer at 0x%" G_GINT64_MODIFIER "x "
-                                          "(%u bytes) is not in guest memory, or the chain has "
-                                          "more than %u segments"),
-                           elem->head, addr, len, VHU_MAX_IOV);
+      /* Inside the region of the previous buffer. */
+      elem->iov[n].iov_base = ring->hint_host + offset;
+      elem->iov[n].iov_len = len;
+      elem->iov_gpa[n] = addr;
+      k = 1;
     }
+  else
+    {
+      const VhuMemRegion *region;
 
-  elem->iov_gpa[n] = addr;
-  for (gint i = 1; i < k; i++)
-    elem->iov_gpa[n + i] = elem->iov_gpa[n + i - 1] + elem->iov[n + i - 1].iov_len;
+      k = vhu_mem_table_gpa_to_iov (ring->mem, addr, len, elem->iov + n, elem->iov_cap - n);
+      if (G_UNLIKELY (k < 0))
+        {
+          /* Either more segments than room, or memory that is not mapped. */
+          if (elem->iov_cap < VHU_MAX_IOV && vhu_element_reserve (elem, VHU_MAX_IOV))
+            k = vhu_mem_table_gpa_to_iov (ring->mem, addr, len, elem->iov + n,
+                                          elem->iov_cap - n);
+          if (k < 0)
+            return ring_error (ring, error, _("Chain %u: the buffer at 0x%" G_GINT64_MODIFIER "x "
+                                              "(%u bytes) is not in guest memory, or the chain "
+                                              "has more than %u segments"),
+                               elem->head, addr, len, VHU_MAX_IOV);
+        }
+
+      elem->iov_gpa[n] = addr;
+      for (gint i = 1; i < k; i++)
+        elem->iov_gpa[n + i] = elem->iov_gpa[n + i - 1] + elem->iov[n + i - 1].iov_len;
+
+      region = vhu_mem_table_lookup_gpa (ring->mem, addr);
+      ring->hint_gpa = region->guest_addr;
+      ring->hint_len = region->size;
+      ring->hint_host = region->host_addr;
+    }
 
   if (writable)
     {

@@ -101,6 +101,11 @@ typedef struct
   gboolean notification_enabled;
   guint inuse;
   guint generation;
+  /* The region the last buffer was in: most buffers are in the same one.
+   * Reset whenever @mem changes. */
+  guint64 hint_gpa;
+  guint64 hint_len;
+  guint8 *hint_host;
   guint8 *heads_in_flight; /* one byte per head: R19 */
   VhuVringDesc *indirect_copy; /* for indirect tables that cross regions */
   gboolean broken;
@@ -121,6 +126,11 @@ void vhu_split_ring_init (VhuSplitRing *ring,
                           guint16 last_avail_idx,
                           VhuMemTable *mem);
 void vhu_split_ring_clear (VhuSplitRing *ring);
+void vhu_split_ring_set_memory (VhuSplitRing *ring,
+                                VhuVringDesc *desc,
+                                VhuVringAvail *avail,
+                                VhuVringUsed *used,
+                                VhuMemTable *mem);
 
 gboolean vhu_split_ring_is_empty (VhuSplitRing *ring);
 VhuPopResult vhu_split_ring_pop (VhuSplitRing *ring, VhuElement *elem, GError **error);
