@@ -822,6 +822,7 @@ handle_set_vring_num (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply,
   VhostUserDevicePrivate *priv = PRIV (self);
   VhostUserVirtqueue *vq = lookup_queue (self, msg, msg->payload.state.index, error);
   guint32 num = msg->payload.state.num;
+  guint old_size;
 
   if (vq == NULL)
     return FALSE;
@@ -838,9 +839,23 @@ handle_set_vring_num (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply,
                    _("SET_VRING_NUM: queue %u is running"), vq->index);
       return FALSE;
     }
+  if (priv->inflight != NULL && vq->index < vhu_inflight_get_num_queues (priv->inflight)
+      && num != vhu_inflight_get_queue_size (priv->inflight))
+    {
+      g_set_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID,
+                   _("SET_VRING_NUM: queue %u size %u differs from the in-flight buffer's %u"),
+                   vq->index, num, vhu_inflight_get_queue_size (priv->inflight));
+      return FALSE;
+    }
+  old_size = vq->size;
   vhu_virtqueue_set_size (vq, num);
   if (!vhu_virtqueue_translate (vq, priv->mem, error))
-    return FALSE;
+    {
+      /* Refused: the ring keeps the size it had. */
+      vhu_virtqueue_set_size (vq, old_size);
+      vhu_virtqueue_translate (vq, priv->mem, NULL);
+      return FALSE;
+    }
   maybe_start_queue (self, vq);
   return TRUE;
 }

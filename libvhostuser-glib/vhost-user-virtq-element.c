@@ -41,6 +41,7 @@ struct _VhuElementPool
 {
   gint ref_count;     /* the queue's, plus one per element out of the pool */
   gboolean closed;
+  guint mem_epoch;    /* bumped when the memory table changes */
   VhuElement *local;  /* the taker's own free list */
   VhuElement *returned;
   VhuElementLeakFunc leak_func;
@@ -140,7 +141,11 @@ vhu_element_pool_take (VhuElementPool *pool)
 void
 vhu_element_pool_drop_mappings (VhuElementPool *pool)
 {
-  VhuElement *returned = __atomic_exchange_n (&pool->returned, NULL, __ATOMIC_ACQUIRE);
+  VhuElement *returned;
+
+  /* Elements still out drop their mappings when they come back. */
+  __atomic_add_fetch (&pool->mem_epoch, 1, __ATOMIC_ACQ_REL);
+  returned = __atomic_exchange_n (&pool->returned, NULL, __ATOMIC_ACQUIRE);
 
   /* Put everything on the local list first. */
   while (returned != NULL)
@@ -155,6 +160,18 @@ vhu_element_pool_drop_mappings (VhuElementPool *pool)
     g_clear_pointer (&elem->mem, vhu_mem_table_unref);
 }
 
+/* The memory table an element holds, for a pop from @mem. */
+void
+vhu_element_set_memory (VhuElement *elem, VhuMemTable *mem)
+{
+  if (G_UNLIKELY (elem->mem != mem))
+    {
+      g_clear_pointer (&elem->mem, vhu_mem_table_unref);
+      elem->mem = vhu_mem_table_ref (mem);
+      elem->mem_epoch = __atomic_load_n (&elem->pool->mem_epoch, __ATOMIC_ACQUIRE);
+    }
+}
+
 static void
 element_recycle (VhuElement *elem)
 {
@@ -167,6 +184,10 @@ element_recycle (VhuElement *elem)
       pool_unref (pool);
       return;
     }
+  /* An element popped before the memory table changed must not keep the
+   * old mappings alive while it waits in the pool. */
+  if (G_UNLIKELY (elem->mem_epoch != __atomic_load_n (&pool->mem_epoch, __ATOMIC_ACQUIRE)))
+    g_clear_pointer (&elem->mem, vhu_mem_table_unref);
 
   head = __atomic_load_n (&pool->returned, __ATOMIC_RELAXED);
   do

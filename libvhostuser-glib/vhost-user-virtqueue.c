@@ -571,6 +571,9 @@ guint
 vhost_user_virtqueue_get_last_avail_idx (VhostUserVirtqueue *self)
 {
   g_return_val_if_fail (VHOST_USER_IS_VIRTQUEUE (self), 0);
+  /* While the ring runs, the split ring holds the live index. */
+  if (self->ring.desc != NULL)
+    return self->ring.last_avail_idx;
   return self->last_avail_idx;
 }
 
@@ -621,11 +624,7 @@ vhost_user_virtqueue_pop (VhostUserVirtqueue *self, GError **error)
   switch (vhu_split_ring_pop (&self->ring, elem, error))
     {
     case VHU_POP_OK:
-      if (G_UNLIKELY (elem->mem != self->ring.mem))
-        {
-          g_clear_pointer (&elem->mem, vhu_mem_table_unref);
-          elem->mem = vhu_mem_table_ref (self->ring.mem);
-        }
+      vhu_element_set_memory (elem, self->ring.mem);
       return elem;
 
     case VHU_POP_BROKEN:

@@ -80,6 +80,7 @@ region_unref (VhuMemRegion *region)
   if (!g_atomic_int_dec_and_test (&region->ref_count))
     return;
 
+  vhu_fault_guard_unregister (region->guard);
   if (region->mmap_addr != NULL)
     munmap (region->mmap_addr, region->mmap_size);
   if (region->fd >= 0)
@@ -292,6 +293,7 @@ map_region (const VhuMemRegionDesc *desc,
 {
   VhuMemRegion *region;
   gpointer addr;
+  int seals;
 
   addr = mmap (NULL, plan->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, *fd,
                (off_t) plan->map_offset);
@@ -314,6 +316,11 @@ map_region (const VhuMemRegionDesc *desc,
   region->mmap_size = plan->map_len;
   region->host_addr = (guint8 *) addr + plan->delta;
   region->fd = *fd;
+  /* A file that was not sealed against shrinking can lose pages under the
+   * mapping: accesses to them must not kill the process (M19). */
+  seals = fcntl (region->fd, F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_SHRINK))
+    region->guard = vhu_fault_guard_register (addr, plan->map_len);
   region->ref_count = 1;
   *fd = -1;
   return region;
@@ -411,6 +418,17 @@ vhu_mem_table_get_guest_end (const VhuMemTable *table)
   g_return_val_if_fail (table != NULL, 0);
 
   return table->guest_end;
+}
+
+/* Whether memory of the table vanished under its mapping (see
+ * vhu-fault-guard.h). */
+gboolean
+vhu_mem_table_faulted (const VhuMemTable *table)
+{
+  for (guint i = 0; i < table->n_regions; i++)
+    if (vhu_fault_guard_faulted (table->entries[i].region->guard))
+      return TRUE;
+  return FALSE;
 }
 
 /* Closes fds[0..n), each distinct number once, and sets them to -1. */

@@ -14,6 +14,7 @@
 #include <glib.h>
 #include <sys/uio.h>
 
+#include "vhu-fault-guard.h"
 #include "vhu-message.h"
 
 G_BEGIN_DECLS
@@ -31,6 +32,7 @@ struct _VhuMemRegion
   gpointer mmap_addr;
   gsize mmap_size;
   int fd; /* owned; closed with the mapping when the last reference goes */
+  VhuFaultGuard *guard; /* while the file can still shrink under the mapping */
   gint ref_count;
 };
 
@@ -42,6 +44,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VhuMemTable, vhu_mem_table_unref)
 guint vhu_mem_table_get_n_regions (const VhuMemTable *table);
 const VhuMemRegion *vhu_mem_table_get_region (const VhuMemTable *table, guint i);
 guint64 vhu_mem_table_get_guest_end (const VhuMemTable *table);
+gboolean vhu_mem_table_faulted (const VhuMemTable *table);
 
 VhuMemTable *vhu_mem_table_new_from_descs (const VhuMemRegionDesc *descs,
                                            int *fds,

@@ -58,6 +58,7 @@ vhu_split_ring_init (VhuSplitRing *ring,
   ring->mem = vhu_mem_table_ref (mem);
   ring->last_avail_idx = last_avail_idx;
   ring->shadow_avail_idx = last_avail_idx;
+  ring->faults_seen = vhu_fault_guard_count ();
   /* The used index lives in guest memory: after a reconnection it is where
    * the previous back-end left it. */
   ring->used_idx = LOAD16 (&used->idx);
@@ -282,8 +283,49 @@ walk_chain (VhuSplitRing *ring, VhuElement *elem, guint16 head, GError **error)
     }
 }
 
+/* Logs a write the device made to the used ring (its index, an entry,
+ * avail_event or the flags), when migration asks for it. */
+static inline void
+log_used_write (VhuSplitRing *ring, gsize offset, gsize size)
+{
+  if (G_UNLIKELY (ring->log != NULL && ring->log_used))
+    vhu_dirty_log_mark (ring->log, ring->used_log_gpa + offset, size);
+}
+
+static void
+write_avail_event (VhuSplitRing *ring, guint16 idx)
+{
+  STORE16 ((guint16 *) &ring->used->ring[ring->num], idx);
+  log_used_write (ring, G_STRUCT_OFFSET (VhuVringUsed, ring) + ring->num * sizeof (VhuVringUsedElem),
+                  sizeof (guint16));
+}
+
+static inline VhuPopResult pop_chain (VhuSplitRing *ring, VhuElement *elem, GError **error);
+
 VhuPopResult
 vhu_split_ring_pop (VhuSplitRing *ring, VhuElement *elem, GError **error)
+{
+  VhuPopResult result = pop_chain (ring, elem, error);
+
+  /* Memory the ring or a buffer lives in may have vanished (the front-end
+   * truncated an unsealed file): what was read there is not the guest's. */
+  if (G_UNLIKELY (vhu_fault_guard_count () != ring->faults_seen) && result != VHU_POP_BROKEN)
+    {
+      ring->faults_seen = vhu_fault_guard_count ();
+      if (vhu_mem_table_faulted (ring->mem))
+        {
+          if (result == VHU_POP_OK)
+            vhu_split_ring_unpop (ring, elem);
+          ring_error (ring, error, _("Guest memory vanished under its mapping (the front-end "
+                                     "shrank a memory file)"));
+          return VHU_POP_BROKEN;
+        }
+    }
+  return result;
+}
+
+static inline VhuPopResult
+pop_chain (VhuSplitRing *ring, VhuElement *elem, GError **error)
 {
   guint16 last = ring->last_avail_idx;
   guint16 head;
@@ -339,7 +381,7 @@ vhu_split_ring_pop (VhuSplitRing *ring, VhuElement *elem, GError **error)
   ring->inuse++;
 
   if (ring->event_idx && ring->notification_enabled)
-    STORE16 ((guint16 *) &ring->used->ring[ring->num], ring->last_avail_idx);
+    write_avail_event (ring, ring->last_avail_idx);
   return VHU_POP_OK;
 }
 
@@ -383,11 +425,8 @@ vhu_split_ring_fill (VhuSplitRing *ring, VhuElement *elem, guint32 len, guint of
   entry->id = GUINT32_TO_LE (elem->head);
   entry->len = GUINT32_TO_LE (len);
 
-  if (G_UNLIKELY (ring->log != NULL && ring->log_used))
-    vhu_dirty_log_mark (ring->log,
-                        ring->used_log_gpa + G_STRUCT_OFFSET (VhuVringUsed, ring)
-                          + idx * sizeof (VhuVringUsedElem),
-                        sizeof (VhuVringUsedElem));
+  log_used_write (ring, G_STRUCT_OFFSET (VhuVringUsed, ring) + idx * sizeof (VhuVringUsedElem),
+                  sizeof (VhuVringUsedElem));
 
   ring->heads_in_flight[elem->head] = 0;
   elem->in_flight = FALSE;
@@ -400,9 +439,7 @@ vhu_split_ring_flush (VhuSplitRing *ring, guint count)
   guint16 new = old + count;
 
   STORE16_RELEASE (&ring->used->idx, new);
-  if (G_UNLIKELY (ring->log != NULL && ring->log_used))
-    vhu_dirty_log_mark (ring->log, ring->used_log_gpa + G_STRUCT_OFFSET (VhuVringUsed, idx),
-                        sizeof (guint16));
+  log_used_write (ring, G_STRUCT_OFFSET (VhuVringUsed, idx), sizeof (guint16));
 
   ring->used_idx = new;
   ring->inuse -= count;
@@ -444,7 +481,7 @@ vhu_split_ring_set_notification (VhuSplitRing *ring, gboolean enable)
   if (ring->event_idx)
     {
       if (enable)
-        STORE16 ((guint16 *) &ring->used->ring[ring->num], ring->shadow_avail_idx);
+        write_avail_event (ring, ring->shadow_avail_idx);
     }
   else
     {
@@ -455,6 +492,7 @@ vhu_split_ring_set_notification (VhuSplitRing *ring, gboolean enable)
       else
         flags |= VHU_VRING_USED_F_NO_NOTIFY;
       STORE16 (&ring->used->flags, flags);
+      log_used_write (ring, G_STRUCT_OFFSET (VhuVringUsed, flags), sizeof (guint16));
     }
   /* Whoever re-enables must see buffers made available meanwhile. */
   if (enable)

@@ -66,6 +66,7 @@ struct _VhostUserVirtqElement
   gint ref_count;
   VhuElementPool *pool;
   VhuMemTable *mem;   /* keeps the buffers mapped */
+  guint mem_epoch;    /* the pool's epoch when @mem was taken */
   guint16 head;
   gboolean in_flight; /* popped and not yet pushed */
   guint generation;   /* the ring start it was popped in */
@@ -108,6 +109,7 @@ typedef struct
   guint8 *hint_host;
   guint8 *heads_in_flight; /* one byte per head: R19 */
   VhuVringDesc *indirect_copy; /* for indirect tables that cross regions */
+  guint faults_seen; /* vhu_fault_guard_count() when last checked */
   gboolean broken;
 } VhuSplitRing;
 
@@ -148,6 +150,7 @@ VhuElementPool *vhu_element_pool_new (VhuElementLeakFunc leak_func, gpointer lea
 void vhu_element_pool_close (VhuElementPool *pool);
 VhuElement *vhu_element_pool_take (VhuElementPool *pool);
 void vhu_element_pool_drop_mappings (VhuElementPool *pool);
+void vhu_element_set_memory (VhuElement *elem, VhuMemTable *mem);
 gboolean vhu_element_reserve (VhuElement *elem, guint n_iov);
 
 G_END_DECLS
