@@ -15,5 +15,6 @@
 #include <libvhostuser-glib/vhost-user-virtqueue.h>
 #include <libvhostuser-glib/vhost-user-device.h>
 #include <libvhostuser-glib/vhost-user-server.h>
+#include <libvhostuser-glib/vhost-user-backend-program.h>
 
 #undef __LIBVHOSTUSER_GLIB_H_INSIDE__
