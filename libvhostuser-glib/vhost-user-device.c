@@ -126,6 +126,7 @@ typedef struct
   gboolean offers_known;
   guint64 offered_features;
   guint64 offered_protocol_features;
+  gboolean protocol_features_set; /* SET_PROTOCOL_FEATURES came on this connection */
   guint64 acked_features;
   guint64 acked_protocol_features;
   guint status;
@@ -551,6 +552,7 @@ reset_connection_state (VhostUserDevice *self)
   priv->offers_known = FALSE;
   set_acked_features (self, 0);
   set_acked_protocol_features (self, 0);
+  priv->protocol_features_set = FALSE;
   set_status (self, 0);
   g_object_thaw_notify (G_OBJECT (self));
 }
@@ -579,8 +581,22 @@ require_protocol_feature (VhostUserDevice *self,
                           VhostUserProtocolFeature feature,
                           GError **error)
 {
-  if (PRIV (self)->acked_protocol_features & BIT (feature))
+  VhostUserDevicePrivate *priv = PRIV (self);
+
+  if (priv->acked_protocol_features & BIT (feature))
     return TRUE;
+  /* QEMU 7.2 reconnects some devices (vhost-user-rng, -gpio, ...) without
+   * negotiating again: it uses what the previous back-end acknowledged.
+   * A front-end that never sent SET_PROTOCOL_FEATURES on this connection
+   * may use what the device offers; one that negotiated is held to it. */
+  if (!priv->protocol_features_set)
+    ensure_offers (self);
+  if (!priv->protocol_features_set && (priv->offered_protocol_features & BIT (feature)))
+    {
+      g_debug ("%s without protocol negotiation on this connection: taken as offered",
+               vhu_request_name (msg->hdr.request));
+      return TRUE;
+    }
   g_set_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_UNSUPPORTED,
                _("%s needs protocol feature %s, which was not negotiated"),
                vhu_request_name (msg->hdr.request),
@@ -1051,6 +1067,7 @@ handle_set_protocol_features (VhostUserDevice *self,
       return FALSE;
     }
   set_acked_protocol_features (self, msg->payload.u64);
+  priv->protocol_features_set = TRUE;
   return TRUE;
 }
 

@@ -191,6 +191,19 @@ vhu_rng_device_finalize (GObject *object)
   G_OBJECT_CLASS (vhu_rng_device_parent_class)->finalize (object);
 }
 
+/* QEMU 7.2's vhost-user-rng does not set the back-end up again after a
+ * reconnection: with CONFIGURE_MEM_SLOTS acknowledged it would send only
+ * the memory regions that changed (none), and a restarted back-end would
+ * never learn the guest's memory. Without it, QEMU sends the whole table. */
+static guint64
+vhu_rng_device_get_protocol_features (VhostUserDevice *device)
+{
+  guint64 features =
+    VHOST_USER_DEVICE_CLASS (vhu_rng_device_parent_class)->get_protocol_features (device);
+
+  return features & ~(G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_CONFIGURE_MEM_SLOTS);
+}
+
 static void
 vhu_rng_device_class_init (VhuRngDeviceClass *klass)
 {
@@ -200,6 +213,7 @@ vhu_rng_device_class_init (VhuRngDeviceClass *klass)
   object_class->dispose = vhu_rng_device_dispose;
   object_class->finalize = vhu_rng_device_finalize;
   /* virtio-rng has no feature bits and no config space: the defaults. */
+  device_class->get_protocol_features = vhu_rng_device_get_protocol_features;
   device_class->queue_kicked = vhu_rng_device_queue_kicked;
 }
 
