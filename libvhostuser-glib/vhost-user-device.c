@@ -141,6 +141,10 @@ typedef struct
   VhostUserTransferDirection transfer_direction;
   VhuMessage *deferred; /* a request whose reply waits (CHECK_DEVICE_STATE, GET_VRING_BASE) */
   gboolean defer_reply;  /* set by a handler: the reply will come later */
+
+  gboolean in_request;   /* a front-end request is being handled */
+  gboolean tearing_down; /* queues are reset: stopped queue threads are not waited for */
+  GError *reported;    /* vhost_user_device_report_error() while handling it */
 } VhostUserDevicePrivate;
 
 enum
@@ -330,6 +334,9 @@ queue_call_run (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* While the device drops a connection's state, a queue whose context nobody
+ * iterates (its thread has stopped, or not started) is handled here, with
+ * the context acquired: stopping must not wait for a thread that is gone. */
 gboolean
 vhu_device_run_on_queue (VhostUserDevice *self,
               VhostUserVirtqueue *vq,
@@ -341,6 +348,13 @@ vhu_device_run_on_queue (VhostUserDevice *self,
 
   if (vq->context == PRIV (self)->context || g_main_context_is_owner (vq->context))
     return func (self, vq, data, error);
+
+  if (PRIV (self)->tearing_down && g_main_context_acquire (vq->context))
+    {
+      call.ok = func (self, vq, data, error);
+      g_main_context_release (vq->context);
+      return call.ok;
+    }
 
   g_mutex_init (&call.lock);
   g_cond_init (&call.cond);
@@ -396,35 +410,45 @@ emit_queue_stopped (VhostUserDevice *self, VhostUserVirtqueue *vq)
   vhu_virtqueue_stop_ring (vq);
 }
 
-static void
-on_queue_kick (VhostUserVirtqueue *vq, gpointer user_data)
+/* FALSE (the ring broken) when the ring cannot start: the front-end's
+ * in-flight buffer cannot be right for it. */
+static gboolean
+queue_kick (VhostUserDevice *self, VhostUserVirtqueue *vq, GError **error)
 {
-  VhostUserDevice *self = user_data;
-
   /* A kick before the ring is usable (no memory, no addresses, or a ring
    * the guest broke) is ignored. */
   if (!vhu_virtqueue_is_configured (vq))
-    return;
+    return TRUE;
+
+  if (!vq->started && !vhu_virtqueue_start_ring (vq, error))
+    return FALSE;
 
   g_object_ref (self);
   if (!vq->started)
     {
-      vhu_virtqueue_start_ring (vq);
       vhu_virtqueue_set_started (vq, TRUE);
       g_signal_emit (self, signals[SIGNAL_QUEUE_STARTED], 0, vq);
     }
   if (vq->started)
     g_signal_emit (self, signals[SIGNAL_QUEUE_KICKED], 0, vq);
   g_object_unref (self);
+  return TRUE;
+}
+
+static void
+on_queue_kick (VhostUserVirtqueue *vq, gpointer user_data)
+{
+  queue_kick (user_data, vq, NULL);
 }
 
 /* A kick fd that was just set counts as a kick: the driver may have made
  * buffers available before this back-end (re)connected. */
-static void
-maybe_start_queue (VhostUserDevice *self, VhostUserVirtqueue *vq)
+static gboolean
+maybe_start_queue (VhostUserDevice *self, VhostUserVirtqueue *vq, GError **error)
 {
   if (vq->kick_fd >= 0 && !vq->started)
-    on_queue_kick (vq, self);
+    return queue_kick (self, vq, error);
+  return TRUE;
 }
 
 /* After the memory table changed: every ring is translated again; a started
@@ -441,8 +465,7 @@ queue_retranslate (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data,
         }
       return FALSE;
     }
-  maybe_start_queue (self, vq);
-  return TRUE;
+  return maybe_start_queue (self, vq, error);
 }
 
 static void
@@ -484,9 +507,32 @@ static void
 reset_queues (VhostUserDevice *self)
 {
   VhostUserDevicePrivate *priv = PRIV (self);
+  gboolean tearing_down = priv->tearing_down;
 
+  priv->tearing_down = TRUE;
   for (guint i = 0; i < priv->num_queues; i++)
     vhu_device_run_on_queue (self, priv->queues[i], queue_reset, NULL, NULL);
+  priv->tearing_down = tearing_down;
+}
+
+static gboolean
+queue_set_inflight (VhostUserDevice *self, VhostUserVirtqueue *vq, gpointer data, GError **error)
+{
+  vhu_virtqueue_set_inflight (vq, data);
+  return TRUE;
+}
+
+/* Takes @inflight (nullable): the in-flight buffer rings track their
+ * requests in from their next start. */
+static void
+set_inflight (VhostUserDevice *self, VhuInflight *inflight)
+{
+  VhostUserDevicePrivate *priv = PRIV (self);
+
+  g_clear_pointer (&priv->inflight, vhu_inflight_unref);
+  priv->inflight = inflight;
+  for (guint i = 0; i < priv->num_queues; i++)
+    vhu_device_run_on_queue (self, priv->queues[i], queue_set_inflight, inflight, NULL);
 }
 
 static void
@@ -542,10 +588,11 @@ reset_connection_state (VhostUserDevice *self)
   VhostUserDevicePrivate *priv = PRIV (self);
 
   g_object_freeze_notify (G_OBJECT (self));
+  priv->tearing_down = TRUE;
   reset_queues (self);
   drop_transfer (self);
   g_clear_pointer (&priv->backend, vhu_backend_channel_free);
-  g_clear_pointer (&priv->inflight, vhu_inflight_free);
+  set_inflight (self, NULL);
   g_clear_pointer (&priv->log, vhu_dirty_log_unref);
   close_fd (&priv->log_call_fd);
   g_clear_pointer (&priv->mem, vhu_mem_table_unref);
@@ -554,25 +601,33 @@ reset_connection_state (VhostUserDevice *self)
   set_acked_protocol_features (self, 0);
   priv->protocol_features_set = FALSE;
   set_status (self, 0);
+  priv->tearing_down = FALSE;
   g_object_thaw_notify (G_OBJECT (self));
 }
 
-static void
+/* FALSE when the device reported an error while saying what it offers
+ * (these vfuncs have no error of their own): nothing is remembered then. */
+static gboolean
 ensure_offers (VhostUserDevice *self)
 {
   VhostUserDevicePrivate *priv = PRIV (self);
   VhostUserDeviceClass *klass = VHOST_USER_DEVICE_GET_CLASS (self);
-  guint64 features;
+  guint64 features, protocol_features;
 
   if (priv->offers_known)
-    return;
+    return TRUE;
 
   features = klass->get_features (self);
+  protocol_features = klass->get_protocol_features (self);
+  if (priv->reported != NULL)
+    return FALSE;
+
   priv->offered_features = (features & ~TRANSPORT_FEATURES_MASK)
                            | (features & LIBRARY_TRANSPORT_FEATURES) | ALWAYS_OFFERED_FEATURES;
   priv->offered_protocol_features =
-    klass->get_protocol_features (self) & (LIBRARY_PROTOCOL_FEATURES | VFUNC_PROTOCOL_FEATURES);
+    protocol_features & (LIBRARY_PROTOCOL_FEATURES | VFUNC_PROTOCOL_FEATURES);
   priv->offers_known = TRUE;
+  return TRUE;
 }
 
 static gboolean
@@ -589,9 +644,8 @@ require_protocol_feature (VhostUserDevice *self,
    * negotiating again: it uses what the previous back-end acknowledged.
    * A front-end that never sent SET_PROTOCOL_FEATURES on this connection
    * may use what the device offers; one that negotiated is held to it. */
-  if (!priv->protocol_features_set)
-    ensure_offers (self);
-  if (!priv->protocol_features_set && (priv->offered_protocol_features & BIT (feature)))
+  if (!priv->protocol_features_set && ensure_offers (self)
+      && (priv->offered_protocol_features & BIT (feature)))
     {
       g_debug ("%s without protocol negotiation on this connection: taken as offered",
                vhu_request_name (msg->hdr.request));
@@ -872,8 +926,7 @@ handle_set_vring_num (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply,
       vhu_virtqueue_translate (vq, priv->mem, NULL);
       return FALSE;
     }
-  maybe_start_queue (self, vq);
-  return TRUE;
+  return maybe_start_queue (self, vq, error);
 }
 
 static gboolean
@@ -901,8 +954,7 @@ handle_set_vring_addr (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply
       return FALSE;
     }
   vhu_virtqueue_set_log (vq, active_log (self), priv->log_call_fd);
-  maybe_start_queue (self, vq);
-  return TRUE;
+  return maybe_start_queue (self, vq, error);
 }
 
 static gboolean
@@ -1026,7 +1078,8 @@ handle_set_vring_fd (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, 
     case VHOST_USER_REQUEST_SET_VRING_KICK:
       vq->broken = FALSE;
       vhu_virtqueue_set_kick_fd (vq, fd, on_queue_kick, self);
-      maybe_start_queue (self, vq);
+      if (!maybe_start_queue (self, vq, error))
+        return FALSE;
       break;
     case VHOST_USER_REQUEST_SET_VRING_CALL:
       vhu_virtqueue_set_call_fd (vq, fd);
@@ -1248,8 +1301,7 @@ handle_get_inflight_fd (VhostUserDevice *self, VhuMessage *msg, VhuMessage *repl
   reply->fds[0] = fd;
   reply->n_fds = 1;
 
-  g_clear_pointer (&priv->inflight, vhu_inflight_free);
-  priv->inflight = g_steal_pointer (&inflight);
+  set_inflight (self, g_steal_pointer (&inflight));
   return TRUE;
 }
 
@@ -1279,8 +1331,7 @@ handle_set_inflight_fd (VhostUserDevice *self, VhuMessage *msg, VhuMessage *repl
                                        req->queue_size, FALSE, error);
   if (inflight == NULL)
     return FALSE;
-  g_clear_pointer (&priv->inflight, vhu_inflight_free);
-  priv->inflight = inflight;
+  set_inflight (self, inflight);
   return TRUE;
 }
 
@@ -1290,6 +1341,9 @@ handle_reset_device (VhostUserDevice *self, VhuMessage *msg, VhuMessage *reply, 
   if (!require_protocol_feature (self, msg, VHOST_USER_PROTOCOL_FEATURE_RESET_DEVICE, error))
     return FALSE;
   reset_queues (self);
+  /* Nothing is in flight after a reset: no request is handed out again. */
+  if (PRIV (self)->inflight != NULL)
+    vhu_inflight_reset (PRIV (self)->inflight);
   drop_transfer (self);
   set_acked_features (self, 0);
   set_status (self, 0);
@@ -1659,11 +1713,30 @@ on_message (VhuConnection *conn, VhuMessage *msg, gpointer user_data)
 
   g_object_ref (self);
   vhu_message_init (reply);
-  ensure_offers (self);
 
   priv->defer_reply = FALSE;
-  ok = vhu_message_validate_request (msg, priv->acked_protocol_features, &error)
-       && dispatch (self, msg, reply, &error);
+  priv->in_request = TRUE;
+  if (!ensure_offers (self))
+    {
+      /* Without its offers the device cannot negotiate anything. */
+      ok = FALSE;
+      priv->close_after_reply = TRUE;
+    }
+  else
+    ok = vhu_message_validate_request (msg, priv->acked_protocol_features, &error)
+         && dispatch (self, msg, reply, &error);
+  priv->in_request = FALSE;
+
+  /* A failure reported where no error could be returned fails the request
+   * too; the first error wins. */
+  if (priv->reported != NULL)
+    {
+      ok = FALSE;
+      priv->defer_reply = FALSE;
+      if (error == NULL)
+        error = g_steal_pointer (&priv->reported);
+      g_clear_error (&priv->reported);
+    }
 
   if (ok && priv->defer_reply)
     {
@@ -1725,6 +1798,58 @@ vhost_user_device_constructed (GObject *object)
     priv->queues[i] = vhu_virtqueue_new (self, i, priv->context);
 }
 
+typedef struct
+{
+  VhostUserDevice *self;
+  VhostUserVirtqueue *vq;
+} QueueHold;
+
+static gboolean
+queue_hold_reset (gpointer data)
+{
+  QueueHold *hold = data;
+
+  vhu_virtqueue_reset (hold->vq);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+queue_hold_free (gpointer data)
+{
+  QueueHold *hold = data;
+
+  g_object_unref (hold->vq);
+  g_object_unref (hold->self);
+  g_free (hold);
+}
+
+/* Dispose never waits for a queue's thread: it may run under a language
+ * binding's lock (Python's GIL) that the thread needs for the device's
+ * handlers. A queue whose thread is running is reset there, later, and the
+ * device stays alive until then, as a kick may still come. */
+static void
+reset_queue_without_waiting (VhostUserDevice *self, VhostUserVirtqueue *vq)
+{
+  QueueHold *hold;
+
+  if (vq->context == PRIV (self)->context || g_main_context_is_owner (vq->context))
+    {
+      vhu_virtqueue_reset (vq);
+      return;
+    }
+  if (g_main_context_acquire (vq->context))
+    {
+      vhu_virtqueue_reset (vq);
+      g_main_context_release (vq->context);
+      return;
+    }
+  hold = g_new (QueueHold, 1);
+  hold->self = g_object_ref (self);
+  hold->vq = g_object_ref (vq);
+  g_main_context_invoke_full (vq->context, G_PRIORITY_HIGH, queue_hold_reset, hold,
+                              queue_hold_free);
+}
+
 static void
 vhost_user_device_dispose (GObject *object)
 {
@@ -1742,10 +1867,11 @@ vhost_user_device_dispose (GObject *object)
   g_clear_pointer (&priv->log, vhu_dirty_log_unref);
   close_fd (&priv->log_call_fd);
   g_clear_pointer (&priv->mem, vhu_mem_table_unref);
+  g_clear_error (&priv->reported);
   if (priv->queues != NULL)
     for (guint i = 0; i < priv->num_queues; i++)
       if (priv->queues[i] != NULL)
-        vhu_virtqueue_reset (priv->queues[i]);
+        reset_queue_without_waiting (self, priv->queues[i]);
 
   G_OBJECT_CLASS (vhost_user_device_parent_class)->dispose (object);
 }
@@ -1968,7 +2094,9 @@ vhost_user_device_class_init (VhostUserDeviceClass *klass)
    *
    * The driver made buffers available in a started ring. Emitted once per
    * wakeup, however many kicks and buffers it covers; setting a new kick
-   * file descriptor counts as a kick.
+   * file descriptor counts as a kick. While the queue polls the ring
+   * (see [property@VhostUser.Virtqueue:mode]), emitted once for each batch
+   * of buffers the driver made available since the last emission.
    *
    * Since: 1.0
    */
@@ -2262,6 +2390,45 @@ vhost_user_device_disconnect (VhostUserDevice *self)
                _("The device closed the connection"));
   vhu_connection_close (priv->conn);
   on_connection_closed (priv->conn, error, self);
+}
+
+/**
+ * vhost_user_device_report_error:
+ * @self: a device
+ * @error: what went wrong
+ *
+ * Reports a failure of the device's own code where there is no error to
+ * return, in [vfunc@VhostUser.Device.get_features],
+ * [vfunc@VhostUser.Device.get_protocol_features] or a signal handler. The
+ * Python overrides call it when such a method raises.
+ *
+ * Called on the device's context while it handles a front-end request, as
+ * these vfuncs and the signals a request causes are, the request fails
+ * with @error: the front-end gets an error reply where one is owed and
+ * [signal@VhostUser.Device::protocol-error] is emitted. A failure while the
+ * device says what it offers also closes the connection, since no
+ * negotiation can follow. At any other time, or on another thread, in the
+ * handler of a queue moved there, the signal is emitted at once, in the
+ * calling thread.
+ *
+ * Since: 1.0
+ */
+void
+vhost_user_device_report_error (VhostUserDevice *self, const GError *error)
+{
+  VhostUserDevicePrivate *priv;
+
+  g_return_if_fail (VHOST_USER_IS_DEVICE (self));
+  g_return_if_fail (error != NULL);
+
+  priv = PRIV (self);
+  if (g_main_context_is_owner (priv->context) && priv->in_request)
+    {
+      if (priv->reported == NULL)
+        priv->reported = g_error_copy (error);
+      return;
+    }
+  g_signal_emit (self, signals[SIGNAL_PROTOCOL_ERROR], 0, error);
 }
 
 /**

@@ -54,7 +54,9 @@ G_DECLARE_DERIVABLE_TYPE (VhostUserDevice, vhost_user_device, VHOST_USER, DEVICE
  * The class of a vhost-user device. Every vfunc and class handler has a
  * default, so an override can always chain up. A vfunc that fails returns
  * %NULL, %FALSE or -1 and should set @error; the library fills in a generic
- * error when it does not.
+ * error when it does not. Where there is no @error (@get_features,
+ * @get_protocol_features, the class handlers), a failure is reported with
+ * vhost_user_device_report_error().
  *
  * Since: 1.0
  */
@@ -125,6 +127,9 @@ gboolean vhost_user_device_take_connection (VhostUserDevice *self, gint fd, GErr
 
 VHOST_USER_AVAILABLE_IN_ALL
 void vhost_user_device_disconnect (VhostUserDevice *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_device_report_error (VhostUserDevice *self, const GError *error);
 
 VHOST_USER_AVAILABLE_IN_ALL
 void vhost_user_device_notify_config_changed_async (VhostUserDevice *self,

@@ -290,4 +290,28 @@ typedef enum
   VHOST_USER_TRANSFER_DIRECTION_LOAD = 1,
 } VhostUserTransferDirection;
 
+/**
+ * VhostUserQueueMode:
+ * @VHOST_USER_QUEUE_MODE_EVENT: the queue waits for the driver's kicks; one
+ *   [signal@VhostUser.Device::queue-kicked] per kick
+ * @VHOST_USER_QUEUE_MODE_ADAPTIVE: as @VHOST_USER_QUEUE_MODE_EVENT, but after
+ *   each batch of work the queue keeps polling the ring, with the driver's
+ *   kicks turned off, for [property@VhostUser.Virtqueue:poll-ns]; then it
+ *   turns them on again and waits
+ * @VHOST_USER_QUEUE_MODE_POLL: the queue polls the ring all the time it is
+ *   started, with the driver's kicks turned off: a CPU spins on it. Meant
+ *   for a queue on a worker thread's own main context
+ *
+ * How a [class@VhostUser.Virtqueue] learns that the driver made buffers
+ * available (see [property@VhostUser.Virtqueue:mode]).
+ *
+ * Since: 1.0
+ */
+typedef enum
+{
+  VHOST_USER_QUEUE_MODE_EVENT = 0,
+  VHOST_USER_QUEUE_MODE_ADAPTIVE = 1,
+  VHOST_USER_QUEUE_MODE_POLL = 2,
+} VhostUserQueueMode;
+
 G_END_DECLS

@@ -29,7 +29,7 @@
  * ([method@VhostUser.Server.listen]), adopts a socket it was handed
  * ([method@VhostUser.Server.adopt_fd], the `--fd` convention of libvirt, or
  * [method@VhostUser.Server.adopt_activation] for systemd socket activation),
- * or connects to a front-end that listens ([method@VhostUser.Server.connect],
+ * or connects to a front-end that listens ([method@VhostUser.Server.connect_to],
  * retrying with backoff).
  *
  * The device serves one front-end at a time. When it disconnects, the device
@@ -537,7 +537,7 @@ schedule_connect (VhostUserServer *self, guint delay_ms)
 }
 
 /**
- * vhost_user_server_connect:
+ * vhost_user_server_connect_to:
  * @self: a server
  * @path: (type filename): the unix socket a front-end listens on
  *
@@ -548,7 +548,7 @@ schedule_connect (VhostUserServer *self, guint delay_ms)
  * Since: 1.0
  */
 void
-vhost_user_server_connect (VhostUserServer *self, const gchar *path)
+vhost_user_server_connect_to (VhostUserServer *self, const gchar *path)
 {
   g_return_if_fail (VHOST_USER_IS_SERVER (self));
   g_return_if_fail (path != NULL);

@@ -37,7 +37,7 @@ VHOST_USER_AVAILABLE_IN_ALL
 gboolean vhost_user_server_adopt_activation (VhostUserServer *self, GError **error);
 
 VHOST_USER_AVAILABLE_IN_ALL
-void vhost_user_server_connect (VhostUserServer *self, const gchar *path);
+void vhost_user_server_connect_to (VhostUserServer *self, const gchar *path);
 
 VHOST_USER_AVAILABLE_IN_ALL
 void vhost_user_server_stop (VhostUserServer *self);

@@ -19,9 +19,11 @@
  *
  * C code reads and writes the buffers in place through
  * [method@VhostUser.VirtqElement.get_out_iov] and
- * [method@VhostUser.VirtqElement.get_in_iov]; the copying helpers
- * ([method@VhostUser.VirtqElement.read_bytes],
- * [method@VhostUser.VirtqElement.write_bytes]) suit bindings.
+ * [method@VhostUser.VirtqElement.get_in_iov]. Bindings copy with
+ * [method@VhostUser.VirtqElement.read_bytes] and
+ * [method@VhostUser.VirtqElement.write_bytes], or work in place from
+ * [method@VhostUser.VirtqElement.get_segments] (the Python overrides give
+ * memoryviews of the buffers: `out_views, in_views = element.get_views()`).
  *
  * An element is returned to the driver with
  * [method@VhostUser.Virtqueue.push]. Every popped element is returned: one
@@ -34,27 +36,31 @@
 G_DEFINE_BOXED_TYPE (VhostUserVirtqElement, vhost_user_virtq_element,
                      vhost_user_virtq_element_ref, vhost_user_virtq_element_unref)
 
-/* Elements go back to their pool from any thread (an I/O thread may drop
- * the last reference) and are taken by the queue's thread only: returns are
- * pushed on a lock-free stack that the taker swaps out whole. */
-struct _VhuElementPool
-{
-  gint ref_count;     /* the queue's, plus one per element out of the pool */
-  gboolean closed;
-  guint mem_epoch;    /* bumped when the memory table changes */
-  VhuElement *local;  /* the taker's own free list */
-  VhuElement *returned;
-  VhuElementLeakFunc leak_func;
-  gpointer leak_data;
-};
+/* The pool (struct _VhuElementPool) is in vhu-split-ring.h: taking an
+ * element is inlined into the pop. */
+
+/* What a closed pool's stack of returned elements holds: a push fails. */
+static const char closed_marker;
+#define POOL_CLOSED ((VhuElement *) (gpointer) &closed_marker)
 
 static void
+pool_unref (VhuElementPool *pool)
+{
+  /* The last reference goes with the last element: the lists are empty. */
+  if (g_atomic_int_dec_and_test (&pool->ref_count))
+    g_free (pool);
+}
+
+static G_GNUC_NO_INLINE void
 element_free (VhuElement *elem)
 {
+  VhuElementPool *pool = elem->pool;
+
   g_clear_pointer (&elem->mem, vhu_mem_table_unref);
   g_free (elem->iov);
   g_free (elem->iov_gpa);
   g_free (elem);
+  pool_unref (pool);
 }
 
 static void
@@ -69,15 +75,6 @@ free_list (VhuElement *elem)
     }
 }
 
-static void
-pool_unref (VhuElementPool *pool)
-{
-  if (!g_atomic_int_dec_and_test (&pool->ref_count))
-    return;
-  free_list (pool->local);
-  free_list (__atomic_exchange_n (&pool->returned, NULL, __ATOMIC_ACQUIRE));
-  g_free (pool);
-}
 
 VhuElementPool *
 vhu_element_pool_new (VhuElementLeakFunc leak_func, gpointer leak_data)
@@ -97,6 +94,9 @@ vhu_element_pool_close (VhuElementPool *pool)
 {
   g_atomic_int_set (&pool->closed, TRUE);
   pool->leak_func = NULL;
+  free_list (g_steal_pointer (&pool->local));
+  /* From here on, an element that comes back is freed (element_recycle()). */
+  free_list (__atomic_exchange_n (&pool->returned, POOL_CLOSED, __ATOMIC_ACQUIRE));
   pool_unref (pool);
 }
 
@@ -113,26 +113,16 @@ vhu_element_reserve (VhuElement *elem, guint n_iov)
   return TRUE;
 }
 
+/* vhu_element_pool_take() found no element to reuse. */
 VhuElement *
-vhu_element_pool_take (VhuElementPool *pool)
+vhu_element_pool_take_new (VhuElementPool *pool)
 {
-  VhuElement *elem = pool->local;
+  VhuElement *elem = g_new0 (VhuElement, 1);
 
-  if (elem == NULL)
-    elem = pool->local = __atomic_exchange_n (&pool->returned, NULL, __ATOMIC_ACQUIRE);
-
-  if (G_LIKELY (elem != NULL))
-    pool->local = elem->next_free;
-  else
-    {
-      elem = g_new0 (VhuElement, 1);
-      elem->pool = pool;
-      vhu_element_reserve (elem, 16);
-    }
-
+  elem->pool = pool;
+  vhu_element_reserve (elem, 16);
   g_atomic_int_inc (&pool->ref_count);
   elem->ref_count = 1;
-  elem->next_free = NULL;
   return elem;
 }
 
@@ -172,29 +162,35 @@ vhu_element_set_memory (VhuElement *elem, VhuMemTable *mem)
     }
 }
 
-static void
+static G_GNUC_NO_INLINE void
+element_forget_memory (VhuElement *elem)
+{
+  g_clear_pointer (&elem->mem, vhu_mem_table_unref);
+}
+
+G_ALWAYS_INLINE static inline void
 element_recycle (VhuElement *elem)
 {
   VhuElementPool *pool = elem->pool;
   VhuElement *head;
 
-  if (g_atomic_int_get (&pool->closed))
-    {
-      element_free (elem);
-      pool_unref (pool);
-      return;
-    }
   /* An element popped before the memory table changed must not keep the
    * old mappings alive while it waits in the pool. */
   if (G_UNLIKELY (elem->mem_epoch != __atomic_load_n (&pool->mem_epoch, __ATOMIC_ACQUIRE)))
-    g_clear_pointer (&elem->mem, vhu_mem_table_unref);
+    element_forget_memory (elem);
 
   head = __atomic_load_n (&pool->returned, __ATOMIC_RELAXED);
   do
-    elem->next_free = head;
+    {
+      if (G_UNLIKELY (head == POOL_CLOSED))
+        {
+          element_free (elem);
+          return;
+        }
+      elem->next_free = head;
+    }
   while (!__atomic_compare_exchange_n (&pool->returned, &head, elem, TRUE, __ATOMIC_RELEASE,
                                        __ATOMIC_RELAXED));
-  pool_unref (pool);
 }
 
 /**
@@ -211,6 +207,23 @@ vhost_user_virtq_element_ref (VhostUserVirtqElement *self)
   g_return_val_if_fail (self != NULL, NULL);
   g_atomic_int_inc (&self->ref_count);
   return self;
+}
+
+/* The last reference to an element that was not pushed went: TRUE if the
+ * queue takes it (it pushes it back and drops it again). */
+static G_GNUC_NO_INLINE gboolean
+element_leaked (VhuElement *self)
+{
+  VhuElementPool *pool = self->pool;
+
+  if (pool->leak_func != NULL && !g_atomic_int_get (&pool->closed))
+    {
+      self->ref_count = 1;
+      pool->leak_func (self, pool->leak_data);
+      return TRUE;
+    }
+  self->in_flight = FALSE;
+  return FALSE;
 }
 
 /**
@@ -230,19 +243,8 @@ vhost_user_virtq_element_unref (VhostUserVirtqElement *self)
   if (!g_atomic_int_dec_and_test (&self->ref_count))
     return;
 
-  if (G_UNLIKELY (self->in_flight))
-    {
-      VhuElementPool *pool = self->pool;
-
-      if (pool->leak_func != NULL && !g_atomic_int_get (&pool->closed))
-        {
-          /* The queue pushes it back and drops it again. */
-          self->ref_count = 1;
-          pool->leak_func (self, pool->leak_data);
-          return;
-        }
-      self->in_flight = FALSE;
-    }
+  if (G_UNLIKELY (self->in_flight) && element_leaked (self))
+    return;
   element_recycle (self);
 }
 
@@ -332,6 +334,51 @@ vhost_user_virtq_element_get_in_iov (VhostUserVirtqElement *self, guint *n_iov)
   return self->iov + self->out_num;
 }
 
+/**
+ * vhost_user_virtq_element_get_segments:
+ * @self: an element
+ * @n_out: (out): how many segments are device-readable; they come first,
+ *   the device-writable ones follow
+ * @n_values: (out): the number of values returned: two per segment
+ *
+ * Where the element's buffers are in this process's address space, for
+ * bindings that read and write guest memory in place (the Python overrides
+ * make memoryviews of them); C code uses
+ * [method@VhostUser.VirtqElement.get_out_iov] and
+ * [method@VhostUser.VirtqElement.get_in_iov].
+ *
+ * Each segment is an address and a length. The memory stays mapped as long
+ * as @self lives, even after the front-end replaced the memory table, so a
+ * binding's view of it must hold a reference to @self. Access only the
+ * segments, and write only into the device-writable ones.
+ *
+ * Returns: (array length=n_values) (transfer full): the segments, as
+ *   address, length, address, length, …
+ *
+ * Since: 1.0
+ */
+guint64 *
+vhost_user_virtq_element_get_segments (VhostUserVirtqElement *self, guint *n_out, gsize *n_values)
+{
+  guint64 *values;
+  guint n;
+
+  g_return_val_if_fail (self != NULL, NULL);
+  g_return_val_if_fail (n_out != NULL, NULL);
+  g_return_val_if_fail (n_values != NULL, NULL);
+
+  n = self->out_num + self->in_num;
+  values = g_new (guint64, 2 * (gsize) n + 1);
+  for (guint i = 0; i < n; i++)
+    {
+      values[2 * i] = (guint64) (guintptr) self->iov[i].iov_base;
+      values[2 * i + 1] = self->iov[i].iov_len;
+    }
+  *n_out = self->out_num;
+  *n_values = 2 * (gsize) n;
+  return values;
+}
+
 /* Copies between a flat buffer and the segments from @offset on. */
 static gsize
 iov_copy (const struct iovec *iov, guint n, gsize offset, guint8 *buf, gsize len, gboolean to_iov)
@@ -359,13 +406,14 @@ iov_copy (const struct iovec *iov, guint n, gsize offset, guint8 *buf, gsize len
 }
 
 /**
- * vhost_user_virtq_element_read:
+ * vhost_user_virtq_element_read: (skip)
  * @self: an element
  * @offset: where to start in the device-readable buffers
  * @buffer: (out caller-allocates) (array length=length): where to copy to
  * @length: the most bytes to copy
  *
- * Copies from the device-readable buffers.
+ * Copies from the device-readable buffers. Bindings use
+ * [method@VhostUser.VirtqElement.read_bytes].
  *
  * Returns: the number of bytes copied
  *

@@ -47,6 +47,11 @@ const struct iovec *vhost_user_virtq_element_get_in_iov (VhostUserVirtqElement *
                                                          guint *n_iov);
 
 VHOST_USER_AVAILABLE_IN_ALL
+guint64 *vhost_user_virtq_element_get_segments (VhostUserVirtqElement *self,
+                                                guint *n_out,
+                                                gsize *n_values);
+
+VHOST_USER_AVAILABLE_IN_ALL
 gsize vhost_user_virtq_element_read (VhostUserVirtqElement *self,
                                      gsize offset,
                                      guint8 *buffer,

@@ -7,6 +7,7 @@
 
 #include "vhost-user-virtqueue.h"
 #include "vhu-dirty-log.h"
+#include "vhu-inflight.h"
 #include "vhu-memory.h"
 #include "vhu-message.h"
 #include "vhu-split-ring.h"
@@ -37,16 +38,29 @@ struct _VhostUserVirtqueue
   gboolean broken;
   gboolean stopping; /* GET_VRING_BASE waits for in-flight elements */
 
-  GSource *kick_source;
+  GSource *kick_source; /* kicks, and polling (see vhost_user_virtqueue_set_mode()) */
+  gpointer kick_tag;    /* the kick fd in @kick_source */
   VhuKickFunc kick_func;
   gpointer kick_data;
   GMainContext *context; /* where the queue runs */
+
+  /* Queue modes. @mode and @poll_ns are set from any thread; the rest
+   * belongs to the queue's thread, which applies a new mode in its source. */
+  gint mode;             /* VhostUserQueueMode, atomic */
+  guint64 poll_ns;       /* atomic */
+  gint applied_mode;     /* the mode the source runs */
+  gboolean polling;      /* kicks off: the source peeks at the available index */
+  gboolean device_notify; /* what the device asked with set_notification() */
+  gboolean pending_kick; /* emit queue-kicked at the next dispatch */
+  gint64 poll_deadline;  /* ADAPTIVE: when polling ends (monotonic µs) */
+  guint16 poll_seen_idx; /* the available index at the last emission while polling */
 
   /* The data path: the started ring, and the elements popped from it. */
   VhuSplitRing ring;
   VhuElementPool *pool;
   guint64 features;  /* acknowledged, as the ring uses them */
   VhuDirtyLog *log;  /* while LOG_ALL is acknowledged */
+  VhuInflight *inflight; /* the device's in-flight buffer, for the next start */
   int log_call_fd;   /* borrowed from the device: kicked after logged writes */
   VhuDrainedFunc drained_func;
   gpointer drained_data;
@@ -74,9 +88,10 @@ void vhu_virtqueue_set_enabled (VhostUserVirtqueue *vq, gboolean enabled);
 void vhu_virtqueue_set_started (VhostUserVirtqueue *vq, gboolean started);
 void vhu_virtqueue_mark_broken (VhostUserVirtqueue *vq);
 
-void vhu_virtqueue_start_ring (VhostUserVirtqueue *vq);
+gboolean vhu_virtqueue_start_ring (VhostUserVirtqueue *vq, GError **error);
 void vhu_virtqueue_stop_ring (VhostUserVirtqueue *vq);
 void vhu_virtqueue_set_log (VhostUserVirtqueue *vq, VhuDirtyLog *log, int log_call_fd);
+void vhu_virtqueue_set_inflight (VhostUserVirtqueue *vq, VhuInflight *inflight);
 void vhu_virtqueue_set_drained_func (VhostUserVirtqueue *vq, VhuDrainedFunc func, gpointer data);
 
 G_END_DECLS

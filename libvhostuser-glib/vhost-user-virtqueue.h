@@ -11,6 +11,7 @@
 
 #include <glib-object.h>
 
+#include <libvhostuser-glib/vhost-user-enums.h>
 #include <libvhostuser-glib/vhost-user-version.h>
 #include <libvhostuser-glib/vhost-user-virtq-element.h>
 
@@ -81,5 +82,32 @@ gboolean vhost_user_virtqueue_is_empty (VhostUserVirtqueue *self);
 
 VHOST_USER_AVAILABLE_IN_ALL
 void vhost_user_virtqueue_set_notification (VhostUserVirtqueue *self, gboolean enable);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_set_mode (VhostUserVirtqueue *self, VhostUserQueueMode mode);
+
+VHOST_USER_AVAILABLE_IN_ALL
+VhostUserQueueMode vhost_user_virtqueue_get_mode (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_set_poll_ns (VhostUserVirtqueue *self, guint64 poll_ns);
+
+VHOST_USER_AVAILABLE_IN_ALL
+guint64 vhost_user_virtqueue_get_poll_ns (VhostUserVirtqueue *self);
+
+VHOST_USER_AVAILABLE_IN_ALL
+VhostUserVirtqElement **vhost_user_virtqueue_pop_batch (VhostUserVirtqueue *self,
+                                                        guint max,
+                                                        guint *n_elements,
+                                                        guint64 **segments,
+                                                        gsize *n_segments,
+                                                        GError **error);
+
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_push_batch (VhostUserVirtqueue *self,
+                                      VhostUserVirtqElement **elements,
+                                      guint n_elements,
+                                      const gsize *written,
+                                      guint n_written);
 
 G_END_DECLS

@@ -11,7 +11,8 @@
  * The buffer comes back from the front-end on reconnection (SET_INFLIGHT_FD)
  * and is untrusted: here only the geometry and each header's version and
  * desc_num are checked. The descriptor entries are never read here; whoever
- * walks them later must bound-check every index.
+ * walks them later (vhu_split_ring_set_inflight()) checks them again, and
+ * every index in them, when a ring starts.
  */
 
 #include "config.h"
@@ -39,6 +40,7 @@ G_STATIC_ASSERT (sizeof (VhuInflightQueuePacked) == 32);
 
 struct _VhuInflight
 {
+  gint ref_count;
   guint8 *base;        /* mmap_addr + (offset % page size): queue 0 */
   gpointer mmap_addr;
   gsize mmap_len;
@@ -135,6 +137,7 @@ inflight_new_mapped (gpointer addr,
 {
   VhuInflight *inflight = g_new0 (VhuInflight, 1);
 
+  inflight->ref_count = 1;
   inflight->mmap_addr = addr;
   inflight->mmap_len = mmap_len;
   inflight->base = (guint8 *) addr + delta;
@@ -262,6 +265,14 @@ vhu_inflight_new_from_fd (int fd,
                    mmap_offset, mmap_size);
       goto out;
     }
+  /* The rings store 64-bit counters in the entries: they must be aligned. */
+  if (mmap_offset % sizeof (guint64) != 0)
+    {
+      g_set_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID,
+                   _("Inflight buffer: offset 0x%" G_GINT64_MODIFIER "x is not a multiple of 8"),
+                   mmap_offset);
+      goto out;
+    }
   /* Only the part we use is mapped; total + delta + page cannot overflow here. */
   delta = mmap_offset & (page - 1);
   len = (delta + total + page - 1) & ~(page - 1);
@@ -321,7 +332,7 @@ vhu_inflight_new_from_fd (int fd,
           g_set_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID,
                        _("Inflight buffer: queue %u has version %u, expected %u"), i, version,
                        VHU_INFLIGHT_VERSION);
-          g_clear_pointer (&inflight, vhu_inflight_free);
+          g_clear_pointer (&inflight, vhu_inflight_unref);
           goto out;
         }
       if (version != 0 && desc_num != queue_size)
@@ -329,7 +340,7 @@ vhu_inflight_new_from_fd (int fd,
           g_set_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID,
                        _("Inflight buffer: queue %u has %u descriptors, expected %u"), i,
                        desc_num, queue_size);
-          g_clear_pointer (&inflight, vhu_inflight_free);
+          g_clear_pointer (&inflight, vhu_inflight_unref);
           goto out;
         }
     }
@@ -347,13 +358,41 @@ out:
   return inflight;
 }
 
-void
-vhu_inflight_free (VhuInflight *inflight)
+VhuInflight *
+vhu_inflight_ref (VhuInflight *inflight)
 {
-  if (inflight == NULL)
+  g_return_val_if_fail (inflight != NULL, NULL);
+
+  g_atomic_int_inc (&inflight->ref_count);
+  return inflight;
+}
+
+/* The mapping goes with the last reference, on whichever thread drops it. */
+void
+vhu_inflight_unref (VhuInflight *inflight)
+{
+  if (inflight == NULL || !g_atomic_int_dec_and_test (&inflight->ref_count))
     return;
   munmap (inflight->mmap_addr, inflight->mmap_len);
   g_free (inflight);
+}
+
+void
+vhu_inflight_free (VhuInflight *inflight)
+{
+  vhu_inflight_unref (inflight);
+}
+
+/* The device was reset: nothing is in flight any more. Every queue region
+ * is as vhu_inflight_new() made it. No ring may be using the buffer. */
+void
+vhu_inflight_reset (VhuInflight *inflight)
+{
+  g_return_if_fail (inflight != NULL);
+
+  for (guint i = 0; i < inflight->num_queues; i++)
+    init_queue_region (inflight->base + (gsize) i * inflight->region_size, inflight->region_size,
+                       inflight->queue_size, inflight->packed);
 }
 
 guint16
@@ -379,6 +418,14 @@ vhu_inflight_get_mmap_size (const VhuInflight *inflight)
   g_return_val_if_fail (inflight != NULL, 0);
 
   return inflight->size;
+}
+
+gboolean
+vhu_inflight_is_packed (const VhuInflight *inflight)
+{
+  g_return_val_if_fail (inflight != NULL, FALSE);
+
+  return inflight->packed;
 }
 
 gpointer

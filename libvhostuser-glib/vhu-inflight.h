@@ -6,6 +6,12 @@
  * queue, laid out as the vhost-user spec describes, kept by the front-end
  * across back-end restarts. Its contents come from a previous back-end (or a
  * hostile front-end) and are untrusted.
+ *
+ * A buffer is reference counted (atomically): the device holds one
+ * reference, and every ring that tracks its requests in one of the queue
+ * regions holds another, so that a buffer the front-end replaces stays
+ * mapped until the rings using it stop. The split-ring tracking itself (what
+ * is written when, and the recovery after a restart) is in vhu-split-ring.c.
  */
 
 #pragma once
@@ -81,12 +87,17 @@ VhuInflight *vhu_inflight_new_from_fd (int fd,
                                        guint16 queue_size,
                                        gboolean packed,
                                        GError **error);
+VhuInflight *vhu_inflight_ref (VhuInflight *inflight);
+void vhu_inflight_unref (VhuInflight *inflight);
+/* The same as vhu_inflight_unref(): the creator lets go of its reference. */
 void vhu_inflight_free (VhuInflight *inflight);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (VhuInflight, vhu_inflight_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VhuInflight, vhu_inflight_unref)
+void vhu_inflight_reset (VhuInflight *inflight);
 
 guint16 vhu_inflight_get_num_queues (const VhuInflight *inflight);
 guint16 vhu_inflight_get_queue_size (const VhuInflight *inflight);
 guint64 vhu_inflight_get_mmap_size (const VhuInflight *inflight);
+gboolean vhu_inflight_is_packed (const VhuInflight *inflight);
 gpointer vhu_inflight_get_queue_region (VhuInflight *inflight, guint16 queue_index);
 
 G_END_DECLS

@@ -211,6 +211,20 @@ check_overlap (const VhuMemRegionDesc *a,
   return TRUE;
 }
 
+/* Whether @desc and @fd name exactly @region: the same addresses, size and
+ * offset, in the same file. */
+static gboolean
+same_region (const VhuMemRegion *region, const VhuMemRegionDesc *desc, int fd)
+{
+  struct stat a, b;
+
+  if (region->guest_addr != desc->guest_addr || region->user_addr != desc->user_addr
+      || region->size != desc->size || region->mmap_offset != desc->mmap_offset)
+    return FALSE;
+  return fd >= 0 && fstat (region->fd, &a) == 0 && fstat (fd, &b) == 0 && a.st_dev == b.st_dev
+         && a.st_ino == b.st_ino;
+}
+
 static VhuMemRegionDesc
 region_desc (const VhuMemRegion *region)
 {
@@ -316,6 +330,7 @@ map_region (const VhuMemRegionDesc *desc,
   region->mmap_size = plan->map_len;
   region->host_addr = (guint8 *) addr + plan->delta;
   region->fd = *fd;
+  region->adds = 1;
   /* A file that was not sealed against shrinking can lose pages under the
    * mapping: accesses to them must not kill the process (M19). */
   seals = fcntl (region->fd, F_GET_SEALS);
@@ -553,8 +568,21 @@ vhu_mem_table_add (const VhuMemTable *table,
     goto fail;
   for (guint i = 0; i < n; i++)
     {
-      VhuMemRegionDesc existing = region_desc (table->entries[i].region);
+      VhuMemRegion *r = table->entries[i].region;
+      VhuMemRegionDesc existing = region_desc (r);
 
+      /* The same region of the same file again: QEMU 7.2 sends each
+       * region once per vhost device, and a multi-queue net device is
+       * several. It is counted, and removed when removed as often. */
+      if (same_region (r, desc, fd))
+        {
+          close_fd (&fd);
+          r->adds++;
+          regions = g_new (VhuMemRegion *, n);
+          for (guint j = 0; j < n; j++)
+            regions[j] = region_ref (table->entries[j].region);
+          return table_new_take (regions, n);
+        }
       if (!check_overlap (&existing, i, desc, n, error))
         goto fail;
     }
@@ -623,6 +651,16 @@ vhu_mem_table_remove (const VhuMemTable *table, const VhuMemRegionDesc *desc, GE
                      "x"),
                    desc->guest_addr, desc->user_addr, desc->size);
       return NULL;
+    }
+
+  /* Added more than once: it stays until removed as often. */
+  if (found->adds > 1)
+    {
+      table->entries[idx].region->adds--;
+      regions = g_new (VhuMemRegion *, table->n_regions);
+      for (guint i = 0; i < table->n_regions; i++)
+        regions[n++] = region_ref (table->entries[i].region);
+      return table_new_take (regions, n);
     }
 
   regions = g_new (VhuMemRegion *, table->n_regions);

@@ -33,6 +33,7 @@ struct _VhuMemRegion
   gsize mmap_size;
   int fd; /* owned; closed with the mapping when the last reference goes */
   VhuFaultGuard *guard; /* while the file can still shrink under the mapping */
+  guint adds; /* ADD_MEM_REG requests that named it (QEMU 7.2 repeats them per queue pair) */
   gint ref_count;
 };
 

@@ -740,6 +740,66 @@ test_remove (void)
   g_assert_cmpuint (count_maps (), ==, maps0);
 }
 
+/* QEMU 7.2 sends each region once per vhost device (a multi-queue net
+ * device is several): the same region of the same file again is counted,
+ * not refused, and stays until removed as often. */
+static void
+test_add_repeated (void)
+{
+  guint fds0 = count_fds ();
+  guint maps0 = count_maps ();
+  g_autoptr (GError) error = NULL;
+  VhuMemRegionDesc desc = desc_make (0x100000, PAGE, UVA_BASE, 0);
+  VhuMemTable *table = vhu_mem_table_new_empty ();
+  VhuMemTable *next;
+  TestMem mem, other;
+  int fd;
+
+  test_mem_init (&mem, 2 * PAGE);
+  test_mem_init (&other, 2 * PAGE);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      fd = dup_fd (mem.fd);
+      next = vhu_mem_table_add (table, &desc, fd, 8, &error);
+      g_assert_no_error (error);
+      vhu_mem_table_unref (table);
+      table = next;
+      g_assert_cmpuint (vhu_mem_table_get_n_regions (table), ==, 1);
+    }
+  /* One mapping and one fd are kept. */
+  g_assert_cmpuint (count_maps (), ==, maps0 + 2 + 1);
+  g_assert_cmpuint (count_fds (), ==, fds0 + 2 + 1);
+
+  /* The same addresses in another file are an overlap. */
+  fd = dup_fd (other.fd);
+  g_assert_null (vhu_mem_table_add (table, &desc, fd, 8, &error));
+  g_assert_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID);
+  g_clear_error (&error);
+  g_assert_false (fd_is_open (fd));
+
+  /* Removed once: still there; twice: gone; a third time: unknown. */
+  next = vhu_mem_table_remove (table, &desc, &error);
+  g_assert_no_error (error);
+  vhu_mem_table_unref (table);
+  table = next;
+  g_assert_nonnull (vhu_mem_table_lookup_gpa (table, 0x100000));
+  next = vhu_mem_table_remove (table, &desc, &error);
+  g_assert_no_error (error);
+  vhu_mem_table_unref (table);
+  table = next;
+  g_assert_null (vhu_mem_table_lookup_gpa (table, 0x100000));
+  g_assert_null (vhu_mem_table_remove (table, &desc, &error));
+  g_assert_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID);
+  g_clear_error (&error);
+  vhu_mem_table_unref (table);
+
+  test_mem_clear (&mem);
+  test_mem_clear (&other);
+  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (count_maps (), ==, maps0);
+}
+
 /* An old snapshot stays fully usable after add/remove, until it is dropped. */
 static void
 test_rcu (void)
@@ -1563,6 +1623,7 @@ main (int argc, char **argv)
   g_test_add_func ("/vhost-user/memory/set/overlap-gpa", test_set_overlap_gpa);
   g_test_add_func ("/vhost-user/memory/set/overlap-uva", test_set_overlap_uva);
   g_test_add_func ("/vhost-user/memory/set/duplicate", test_set_duplicate);
+  g_test_add_func ("/vhost-user/memory/add/repeated", test_add_repeated);
   g_test_add_func ("/vhost-user/memory/set/fd-too-small", test_set_fd_too_small);
   g_test_add_func ("/vhost-user/memory/set/bad-fd", test_set_bad_fd);
   g_test_add_func ("/vhost-user/memory/set/unaligned-offset", test_set_unaligned_offset);

@@ -353,7 +353,7 @@ test_connect_retries_and_reconnects (Fixture *f, gconstpointer data)
   int listener, fd;
 
   /* Nobody listens yet: the server keeps retrying. */
-  vhost_user_server_connect (f->server, f->path);
+  vhost_user_server_connect_to (f->server, f->path);
   for (guint i = 0; i < 50; i++)
     {
       g_main_context_iteration (NULL, FALSE);
