@@ -27,6 +27,7 @@
 #include "vhu-inflight.h"
 #include "vhu-test-device.h"
 #include "vhu-test-frontend.h"
+#include "vhu-test-util.h"
 
 #define PF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_##bit)
 #define VF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_FEATURE_##bit)
@@ -64,15 +65,6 @@ typedef struct
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
-
-static void
-drain (void)
-{
-  guint n = 0;
-
-  while (g_main_context_iteration (NULL, FALSE))
-    g_assert_cmpuint (++n, <, 10000000);
-}
 
 static VhostUserDevice *
 dev (Fixture *f)
@@ -143,7 +135,7 @@ pop_error (Fixture *f, gint code)
 {
   GError *error;
 
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (f->errors->len, >, 0);
   error = f->errors->pdata[0];
   if (!g_error_matches (error, VHOST_USER_ERROR, code))
@@ -155,7 +147,7 @@ pop_error (Fixture *f, gint code)
 static void
 expect_no_error (Fixture *f)
 {
-  drain ();
+  vhu_test_drain_default_context ();
   if (f->errors->len > 0)
     dump_errors (f);
   g_assert_cmpuint (f->errors->len, ==, 0);
@@ -173,7 +165,7 @@ expect_error (Fixture *f, gint code)
 static void
 expect_errors (Fixture *f, guint n, gint code)
 {
-  drain ();
+  vhu_test_drain_default_context ();
   if (f->errors->len != n)
     dump_errors (f);
   g_assert_cmpuint (f->errors->len, ==, n);
@@ -186,50 +178,23 @@ expect_errors (Fixture *f, guint n, gint code)
 static void
 mark_fds (Fixture *f)
 {
-  drain ();
+  vhu_test_drain_default_context ();
   f->fds_mark = vhu_test_count_fds ();
-}
-
-/* What the fds are, when a count is off. */
-static void
-dump_fds (void)
-{
-  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename ("/proc/self/fd", name, NULL);
-      g_autofree char *target = g_file_read_link (path, NULL);
-
-      g_test_message ("fd %s: %s", name, target != NULL ? target : "?");
-    }
 }
 
 /* The process has @delta fds more than at mark_fds(). */
 static void
 assert_fds (Fixture *f, gint delta)
 {
-  drain ();
-  if ((gint) vhu_test_count_fds () != (gint) f->fds_mark + delta)
-    dump_fds ();
-  g_assert_cmpint ((gint) vhu_test_count_fds (), ==, (gint) f->fds_mark + delta);
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
+  vhu_test_drain_default_context ();
+  vhu_test_assert_fds ((guint) ((gint) f->fds_mark + delta));
 }
 
 static void
 new_eventfds (int *fds, guint n)
 {
   for (guint i = 0; i < n; i++)
-    fds[i] = new_eventfd ();
+    fds[i] = vhu_test_new_eventfd ();
 }
 
 static void
@@ -261,19 +226,6 @@ reopen_read_only (int fd)
 
   g_assert_cmpint (ro, >=, 0);
   return ro;
-}
-
-/* Mappings of memfds in this process (guest RAM, logs, inflight buffers). */
-static guint
-count_memfd_mappings (void)
-{
-  g_autofree char *maps = NULL;
-  guint n = 0;
-
-  g_assert_true (g_file_get_contents ("/proc/self/maps", &maps, NULL, NULL));
-  for (const char *p = maps; (p = strstr (p, "/memfd:")) != NULL; p++)
-    n++;
-  return n;
 }
 
 /* A socketpair: the test's end as a VhuTestFrontend (to read and answer the
@@ -556,11 +508,11 @@ assert_running (Fixture *f, guint index)
 {
   guint kicked = n_kicked (f, index);
 
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (started (f, index));
   g_assert_cmpuint (n_stopped (f, index), ==, 0);
   vhu_test_frontend_kick (f->fe, index);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (started (f, index));
   g_assert_cmpuint (n_kicked (f, index), ==, kicked + 1);
   g_assert_cmpuint (n_stopped (f, index), ==, 0);
@@ -573,12 +525,12 @@ assert_not_running (Fixture *f, guint index, int kick_fd)
   guint kicked = n_kicked (f, index);
   guint starts = n_started (f, index);
 
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_false (started (f, index));
   if (kick_fd >= 0)
     {
       g_assert_cmpint (eventfd_write (kick_fd, 1), ==, 0);
-      drain ();
+      vhu_test_drain_default_context ();
     }
   g_assert_false (started (f, index));
   g_assert_cmpuint (n_kicked (f, index), ==, kicked);
@@ -651,18 +603,6 @@ used_idx (Fixture *f, guint index)
   return __atomic_load_n ((const guint16 *) (gconstpointer) (used + 2), __ATOMIC_ACQUIRE);
 }
 
-/* The device takes the request the driver made available. */
-static VhostUserVirtqElement *
-pop (Fixture *f, guint index)
-{
-  g_autoptr (GError) error = NULL;
-  VhostUserVirtqElement *elem = vhost_user_virtqueue_pop (queue (f, index), &error);
-
-  g_assert_no_error (error);
-  g_assert_nonnull (elem);
-  return elem;
-}
-
 /* Sessions */
 
 /* QEMU's realize: everything QEMU knows negotiated, no memory, no ring. */
@@ -693,7 +633,7 @@ static void
 expect_closed (Fixture *f)
 {
   g_assert_true (vhu_test_frontend_wait_closed (f->fe, VHU_TEST_TIMEOUT_MS));
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (dev (f)));
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
   g_assert_cmpuint (vhu_test_device_get_reset_count (f->device), >=, 1);
@@ -712,12 +652,10 @@ static void
 close_frontend (Fixture *f)
 {
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (dev (f)));
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
-  if (vhu_test_count_fds () != f->fds_idle)
-    dump_fds ();
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_idle);
+  vhu_test_assert_fds (f->fds_idle);
 }
 
 static void
@@ -751,7 +689,7 @@ serve (Fixture *f)
       g_assert_true (started (f, i));
       g_assert_true (vhost_user_virtqueue_get_enabled (queue (f, i)));
       vhu_test_frontend_kick (f->fe, i);
-      drain ();
+      vhu_test_drain_default_context ();
       g_assert_cmpuint (n_kicked (f, i), ==, kicked + 1);
     }
   vhu_test_frontend_qemu_blk_stop (f->fe, N_QUEUES);
@@ -811,8 +749,8 @@ fixture_tear_down (Fixture *f, gconstpointer data)
   g_assert_finalize_object (f->device);
   g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
   g_ptr_array_unref (f->errors);
-  drain ();
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_start);
+  vhu_test_drain_default_context ();
+  vhu_test_assert_fds (f->fds_start);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -831,7 +769,7 @@ test_m1_oversize_header (Fixture *f, gconstpointer data)
       if (i > 0)
         reconnect (f);
       vhu_test_frontend_qemu_blk_realize (f->fe);
-      efd = new_eventfd ();
+      efd = vhu_test_new_eventfd ();
 
       /* The header alone, with an fd: refused before any payload byte. */
       g_assert_true (vhu_test_frontend_send_raw (f->fe, &hdr, sizeof hdr, &efd, 1));
@@ -863,7 +801,7 @@ test_m2_truncated_message (Fixture *f, gconstpointer data)
       if (i > 0)
         reconnect (f);
       realize (f);
-      efd = new_eventfd ();
+      efd = vhu_test_new_eventfd ();
 
       /* Part of a message, with an fd: the device waits for the rest. */
       g_assert_true (vhu_test_frontend_send_raw (f->fe, buf, cuts[i], &efd, 1));
@@ -876,7 +814,7 @@ test_m2_truncated_message (Fixture *f, gconstpointer data)
       g_assert_cmpuint (vhu_test_device_get_reset_count (f->device), ==, 1);
       /* A disconnection rather than a refusal; if the device reports it,
        * as a protocol error. */
-      drain ();
+      vhu_test_drain_default_context ();
       g_assert_cmpuint (f->errors->len, <=, 1);
       if (f->errors->len == 1)
         pop_error (f, VHOST_USER_ERROR_PROTOCOL);
@@ -1011,7 +949,7 @@ test_m4_fds_split_over_message (Fixture *f, gconstpointer data)
   realize (f);
   new_eventfds (fds, 10);
   g_assert_true (vhu_test_frontend_send_raw (f->fe, &hdr, sizeof hdr, fds, 5));
-  drain ();
+  vhu_test_drain_default_context ();
   /* The peer may be gone already; that is what is being tested. */
   (void) vhu_test_frontend_send_raw (f->fe, &table, hdr.size, fds + 5, 5);
   close_fds (fds, 10);
@@ -1213,7 +1151,7 @@ test_m8_bad_flags (Fixture *f, gconstpointer data)
       if (i > 0)
         reconnect (f);
       start_session (f, 1);
-      efd = new_eventfd ();
+      efd = vhu_test_new_eventfd ();
 
       g_assert_true (vhu_test_frontend_send_raw (f->fe, &hdr, sizeof hdr, &efd, 1));
       close (efd);
@@ -1422,13 +1360,13 @@ test_m12_repeated_setup (Fixture *f, gconstpointer data)
       if (round == 0)
         {
           mark_fds (f);
-          mappings = count_memfd_mappings ();
+          mappings = vhu_test_count_memfd_mappings ();
         }
     }
 
   /* Nothing piled up: as many fds and mappings as after the first round. */
   assert_fds (f, 0);
-  g_assert_cmpuint (count_memfd_mappings (), ==, mappings);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, mappings);
   assert_peer_open (backend);
   assert_running (f, 0);
 }
@@ -1476,7 +1414,7 @@ test_m13_vring_addr (Fixture *f, gconstpointer data)
   /* Ring 0 kept its addresses and runs; ring 1 has none, so its kick fd
    * does not start it. */
   assert_running (f, 0);
-  kick = new_eventfd ();
+  kick = vhu_test_new_eventfd ();
   {
     guint64 index = 1;
 
@@ -1519,7 +1457,7 @@ test_m14_ring_outside_memory (Fixture *f, gconstpointer data)
 
   start_session (f, 1);
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_NUM, 1, QUEUE_SIZE, 0);
-  kick = new_eventfd ();
+  kick = vhu_test_new_eventfd ();
   accepted (f, VHOST_USER_REQUEST_SET_VRING_KICK, &index, sizeof index, &kick, 1);
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
@@ -1563,7 +1501,7 @@ test_m14_ring_across_regions (Fixture *f, gconstpointer data)
   assert_running (f, 0);
 
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_NUM, 1, QUEUE_SIZE, 0);
-  kick = new_eventfd ();
+  kick = vhu_test_new_eventfd ();
   accepted (f, VHOST_USER_REQUEST_SET_VRING_KICK, &index, sizeof index, &kick, 1);
 
   refused_ack (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0,
@@ -1612,7 +1550,7 @@ test_m14_vring_num_grows_out (Fixture *f, gconstpointer data)
   g_assert_cmpuint (ring_size (f, 1), ==, 64);
 
   /* The ring as it was (64 entries, inside memory) starts. */
-  kick = new_eventfd ();
+  kick = vhu_test_new_eventfd ();
   accepted (f, VHOST_USER_REQUEST_SET_VRING_KICK, &index, sizeof index, &kick, 1);
   g_assert_true (started (f, 1));
   close (kick);
@@ -1633,7 +1571,7 @@ test_m14_checked_when_table_arrives (Fixture *f, gconstpointer data)
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_NUM, 0, QUEUE_SIZE, 0);
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 0, 0);
   accepted (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-  kick = new_eventfd ();
+  kick = vhu_test_new_eventfd ();
   accepted (f, VHOST_USER_REQUEST_SET_VRING_KICK, &index, sizeof index, &kick, 1);
   assert_not_running (f, 0, kick);
 
@@ -1916,7 +1854,7 @@ test_m19_truncated_after_mapping (Fixture *f, gconstpointer data)
   desc = vhu_test_guest_ram_desc (&fragile);
   g_assert_cmpuint (set_mem_table (f, &desc, &fragile.fd, 1), ==, 0);
   vhu_test_frontend_start_ring (f->fe, &fragile, 0, QUEUE_SIZE, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (started (f, 0));
   make_available (f, 0, 0, BUFFER_GPA, 64, VRING_DESC_F_WRITE);
   expect_no_error (f);
@@ -1933,7 +1871,7 @@ test_m19_truncated_after_mapping (Fixture *f, gconstpointer data)
   g_assert_true (error->domain == VHOST_USER_ERROR);
   g_assert_true (vhost_user_virtqueue_get_broken (queue (f, 0)));
   assert_err_signalled (f, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   while (f->errors->len > 0)
     g_ptr_array_remove_index (f->errors, 0);
   close (fragile.fd);
@@ -2053,7 +1991,7 @@ test_m21_ring_memory_removed (Fixture *f, gconstpointer data)
   expect_no_error (f);
   (void) vhu_test_frontend_get_vring_base (f->fe, 0);
   vhu_test_frontend_start_ring (f->fe, f->ram, 0, QUEUE_SIZE, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   expect_no_error (f);
   vhu_test_device_clear_records (f->device);
   assert_running (f, 0);
@@ -2075,10 +2013,10 @@ test_m21_in_flight_element (Fixture *f, gconstpointer data)
 
   start_session (f, 1);
   make_available (f, 0, 0, BUFFER_GPA, 64, VRING_DESC_F_WRITE);
-  elem = pop (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhost_user_virtq_element_get_in_size (elem), ==, 64);
   mark_fds (f);
-  mappings = count_memfd_mappings ();
+  mappings = vhu_test_count_memfd_mappings ();
 
   /* The memory goes from the table: the ring stops, broken. */
   g_assert_cmpuint (set_mem_table (f, &desc, &ram2->fd, 1), ==, 0);
@@ -2098,7 +2036,7 @@ test_m21_in_flight_element (Fixture *f, gconstpointer data)
    * region replaced the old one's fd and mapping). */
   vhost_user_virtq_element_unref (elem);
   assert_fds (f, 0);
-  g_assert_cmpuint (count_memfd_mappings (), ==, mappings);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, mappings);
 
   /* The memory back, the ring restarted by the front-end. */
   desc = vhu_test_guest_ram_desc (f->ram);
@@ -2106,7 +2044,7 @@ test_m21_in_flight_element (Fixture *f, gconstpointer data)
   expect_no_error (f);
   (void) vhu_test_frontend_get_vring_base (f->fe, 0);
   vhu_test_frontend_start_ring (f->fe, f->ram, 0, QUEUE_SIZE, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   expect_no_error (f);
   vhu_test_device_clear_records (f->device);
   assert_running (f, 0);
@@ -2192,7 +2130,7 @@ test_m23_rem_mem_reg_bad (Fixture *f, gconstpointer data)
                VHOST_USER_ERROR_INVALID);
   /* With an fd attached (QEMU sends one): closed. With two: refused. */
   fds[0] = new_memfd (0x1000);
-  fds[1] = new_eventfd ();
+  fds[1] = vhu_test_new_eventfd ();
   refused_ack (f, VHOST_USER_REQUEST_REM_MEM_REG, &unknown, sizeof unknown, fds, 1,
                VHOST_USER_ERROR_INVALID);
   refused_ack (f, VHOST_USER_REQUEST_REM_MEM_REG, &unknown, sizeof unknown, fds, 2,
@@ -2227,7 +2165,7 @@ test_m23_rem_mem_reg_rings (Fixture *f, gconstpointer data)
   accepted (f, VHOST_USER_REQUEST_ADD_MEM_REG, &reg, sizeof reg, &f->ram->fd, 1);
   (void) vhu_test_frontend_get_vring_base (f->fe, 0);
   vhu_test_frontend_start_ring (f->fe, f->ram, 0, QUEUE_SIZE, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   expect_no_error (f);
   vhu_test_device_clear_records (f->device);
   assert_running (f, 0);
@@ -2361,11 +2299,11 @@ test_m24_memory_grows_past_log (Fixture *f, gconstpointer data)
 
   /* One buffer in each region, written by the device. */
   make_available (f, 0, 0, BUFFER_GPA, sizeof buf, VRING_DESC_F_WRITE);
-  elems[0] = pop (f, 0);
+  elems[0] = vhu_test_pop (queue (f, 0));
   if (high_mapped)
     {
       make_available (f, 0, 1, high_gpa + 0x1000, sizeof buf, VRING_DESC_F_WRITE);
-      elems[1] = pop (f, 0);
+      elems[1] = vhu_test_pop (queue (f, 0));
     }
   else
     elems[1] = NULL;
@@ -2808,7 +2746,7 @@ test_m27_inflight_queue_size_mismatch (Fixture *f, gconstpointer data)
   close (fd);
 
   vhu_test_frontend_qemu_blk_start (f->fe, f->ram, 1);
-  drain ();
+  vhu_test_drain_default_context ();
   /* Refused at SET_VRING_NUM or when the ring would start. */
   g_assert_cmpuint (f->errors->len, >=, 1);
   while (f->errors->len > 0)
@@ -2873,7 +2811,7 @@ test_m28_corrupted_inflight (Fixture *f, gconstpointer data)
   expect_no_error (f);
 
   vhu_test_frontend_qemu_blk_start (f->fe, f->ram, N_QUEUES);
-  drain ();
+  vhu_test_drain_default_context ();
   /* Rings the buffer would break are marked broken; none crashes. */
   while (f->errors->len > 0)
     {
@@ -2893,7 +2831,7 @@ test_m28_corrupted_inflight (Fixture *f, gconstpointer data)
           guint kicked = n_kicked (f, q);
 
           vhu_test_frontend_kick (f->fe, q);
-          drain ();
+          vhu_test_drain_default_context ();
           g_assert_cmpuint (n_kicked (f, q), ==, kicked + 1);
         }
       else if (q == 0)
@@ -2905,7 +2843,7 @@ test_m28_corrupted_inflight (Fixture *f, gconstpointer data)
     }
   /* And the rings stop at the base the front-end gave. */
   vhu_test_frontend_qemu_blk_stop (f->fe, N_QUEUES);
-  drain ();
+  vhu_test_drain_default_context ();
   while (f->errors->len > 0)
     g_ptr_array_remove_index (f->errors, 0);
   munmap (map, size);
@@ -3058,7 +2996,7 @@ notify (Fixture *f, VhuTestFrontend *peer, Notified *n)
   g_assert_cmpuint (request.hdr.size, ==, 0);
   g_assert_cmpuint (request.n_fds, ==, 0);
   vhu_message_clear (&request);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_false (n->done);
 }
 
@@ -3360,7 +3298,7 @@ test_m33_flood (Fixture *f, gconstpointer data)
       send_msg (f, VHOST_USER_REQUEST_SET_MEM_TABLE, 0, &table,
                 mem_table_size (VHU_MEM_TABLE_MAX_REGIONS), memfds, VHU_MEM_TABLE_MAX_REGIONS);
     }
-  drain ();
+  vhu_test_drain_default_context ();
   expect_silence (f);
   expect_errors (f, 100, VHOST_USER_ERROR_PROTOCOL);
   close_fds (memfds + 1, VHU_MEM_TABLE_MAX_REGIONS - 1);
@@ -3385,7 +3323,7 @@ test_l1_kick_before_setup (Fixture *f, gconstpointer data)
   VhuMemRegMsg reg = mem_reg (vhu_test_guest_ram_desc (f->ram));
   VhuVringAddr addr = ring_addr (0);
   guint64 index = 0;
-  int kick = new_eventfd ();
+  int kick = vhu_test_new_eventfd ();
 
   realize (f);
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_NUM, 0, QUEUE_SIZE, 0);
@@ -3409,7 +3347,7 @@ test_l1_kick_before_setup (Fixture *f, gconstpointer data)
   g_assert_cmpuint (n_started (f, 0), ==, 1);
   g_assert_cmpuint (n_kicked (f, 0), ==, 1);
   g_assert_cmpint (eventfd_write (kick, 1), ==, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (n_kicked (f, 0), ==, 2);
   close (kick);
 }
@@ -3427,7 +3365,7 @@ test_l2_kick_fd_first (Fixture *f, gconstpointer data)
 
   /* Ring 0: kick fd, size, base, and only then addresses. */
   index = 0;
-  kick[0] = new_eventfd ();
+  kick[0] = vhu_test_new_eventfd ();
   accepted (f, VHOST_USER_REQUEST_SET_VRING_KICK, &index, sizeof index, &kick[0], 1);
   assert_not_running (f, 0, kick[0]);
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_NUM, 0, QUEUE_SIZE, 0);
@@ -3443,7 +3381,7 @@ test_l2_kick_fd_first (Fixture *f, gconstpointer data)
   addr = ring_addr (1);
   accepted (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
   index = 1;
-  kick[1] = new_eventfd ();
+  kick[1] = vhu_test_new_eventfd ();
   accepted (f, VHOST_USER_REQUEST_SET_VRING_KICK, &index, sizeof index, &kick[1], 1);
   assert_not_running (f, 1, kick[1]);
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_NUM, 1, QUEUE_SIZE, 0);
@@ -3466,7 +3404,7 @@ test_l2_enable_semantics (Fixture *f, gconstpointer data)
                              VF (VERSION_1) | VF (PROTOCOL_FEATURES));
   g_assert_cmpuint (set_mem_table (f, &desc, &f->ram->fd, 1), ==, 0);
   vhu_test_frontend_start_ring (f->fe, f->ram, 0, QUEUE_SIZE, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (started (f, 0));
   g_assert_false (vhost_user_virtqueue_get_enabled (queue (f, 0)));
   vring_state_ack (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 0, 1, 0);
@@ -3485,12 +3423,12 @@ test_l2_enable_semantics (Fixture *f, gconstpointer data)
   g_assert_cmphex (vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_FEATURES), ==,
                    f->offered);
   vhu_test_frontend_set_u64 (f->fe, VHOST_USER_REQUEST_SET_FEATURES, VF (VERSION_1));
-  drain ();
+  vhu_test_drain_default_context ();
   for (guint i = 0; i < N_QUEUES; i++)
     g_assert_true (vhost_user_virtqueue_get_enabled (queue (f, i)));
   g_assert_cmpuint (set_mem_table (f, &desc, &f->ram->fd, 1), ==, 0);
   vhu_test_frontend_start_ring (f->fe, f->ram, 0, QUEUE_SIZE, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (started (f, 0));
   g_assert_true (vhost_user_virtqueue_get_enabled (queue (f, 0)));
   expect_no_error (f);
@@ -3528,7 +3466,7 @@ test_l3_disconnect_mid_message (Fixture *f, gconstpointer data)
     }
   g_assert_cmpuint (vhu_test_device_get_reset_count (f->device), ==, 1);
   /* A disconnection rather than a refusal; if reported, as a protocol error. */
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (f->errors->len, <=, 1);
   if (f->errors->len == 1)
     pop_error (f, VHOST_USER_ERROR_PROTOCOL);
@@ -3551,7 +3489,7 @@ test_l3_disconnect_awaiting_vring_base (Fixture *f, gconstpointer data)
 
   start_session (f, 1);
   make_available (f, 0, 0, BUFFER_GPA, 64, VRING_DESC_F_WRITE);
-  elem = pop (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
 
   send_msg (f, VHOST_USER_REQUEST_GET_VRING_BASE, 0, &state, sizeof state, NULL, 0);
   send_msg (f, VHOST_USER_REQUEST_GET_FEATURES, 0, NULL, 0, NULL, 0);
@@ -3570,15 +3508,15 @@ test_l3_disconnect_awaiting_vring_base (Fixture *f, gconstpointer data)
 
   /* Again, and the front-end goes while it waits. */
   vhu_test_frontend_start_ring (f->fe, f->ram, 0, QUEUE_SIZE, 1);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (started (f, 0));
   make_available (f, 0, 0, BUFFER_GPA, 64, VRING_DESC_F_WRITE);
-  elem = pop (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   send_msg (f, VHOST_USER_REQUEST_GET_VRING_BASE, 0, &state, sizeof state, NULL, 0);
   expect_silence (f);
 
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (dev (f)));
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
   g_assert_cmpuint (vhu_test_device_get_reset_count (f->device), ==, 1);
@@ -3587,12 +3525,10 @@ test_l3_disconnect_awaiting_vring_base (Fixture *f, gconstpointer data)
   g_assert_cmpuint (vhost_user_virtq_element_write (elem, 0, (const guint8 *) "late", 4), ==, 4);
   vhost_user_virtqueue_push (queue (f, 0), elem, 4);
   vhost_user_virtq_element_unref (elem);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (used_idx (f, 0), ==, 1);
   /* Every fd of the connection is closed, guest memory included. */
-  if (vhu_test_count_fds () != f->fds_idle)
-    dump_fds ();
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_idle);
+  vhu_test_assert_fds (f->fds_idle);
   expect_no_error (f);
   open_frontend (f);
 }
@@ -3608,7 +3544,7 @@ test_l9_reset_device_in_flight (Fixture *f, gconstpointer data)
 
   start_session (f, 1);
   make_available (f, 0, 0, BUFFER_GPA, 64, VRING_DESC_F_WRITE);
-  elem = pop (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
 
   accepted (f, VHOST_USER_REQUEST_RESET_DEVICE, NULL, 0, NULL, 0);
   g_assert_cmpuint (n_stopped (f, 0), ==, 1);
@@ -3627,7 +3563,7 @@ test_l9_reset_device_in_flight (Fixture *f, gconstpointer data)
   assert_running (f, 0);
   /* And the ring works: a request made available is popped and used. */
   make_available (f, 0, 0, BUFFER_GPA, 64, VRING_DESC_F_WRITE);
-  elem = pop (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   vhost_user_virtqueue_push (queue (f, 0), elem, 0);
   vhost_user_virtq_element_unref (elem);
   g_assert_cmpuint (used_idx (f, 0), ==, 1);
@@ -3733,7 +3669,7 @@ test_l11_frontend_stops_reading (Fixture *f, gconstpointer data)
   g_assert_true (gone);
   expect_closed (f);
   g_assert_cmpuint (n_stopped (f, 0), ==, 1);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (f->errors->len, ==, 1);
   g_test_message ("protocol-error: %s", ((GError *) f->errors->pdata[0])->message);
   g_assert_true (((GError *) f->errors->pdata[0])->domain == VHOST_USER_ERROR);

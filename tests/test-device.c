@@ -10,11 +10,11 @@
  */
 
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "vhu-test-device.h"
 #include "vhu-test-frontend.h"
+#include "vhu-test-util.h"
 
 #define PF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_##bit)
 #define VF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_FEATURE_##bit)
@@ -45,15 +45,6 @@ typedef struct
 } Fixture;
 
 /* Helpers */
-
-static void
-drain_default_context (void)
-{
-  guint n = 0;
-
-  while (g_main_context_iteration (NULL, FALSE))
-    g_assert_cmpuint (++n, <, 100000);
-}
 
 static VhostUserDevice *
 dev (Fixture *f)
@@ -151,7 +142,7 @@ static void
 fixture_tear_down (Fixture *f, gconstpointer data)
 {
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 
   if (f->device != NULL)
     {
@@ -162,7 +153,7 @@ fixture_tear_down (Fixture *f, gconstpointer data)
       g_assert_null (f->device);
     }
   g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 }
 
 /* Ring states. The spec: a ring is initialized stopped and disabled; "the
@@ -326,7 +317,7 @@ test_qemu_blk_boot (Fixture *f, gconstpointer data)
 
   /* poweroff: the socket closes after the stop */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
   g_assert_false (vhost_user_device_get_connected (dev (f)));
   g_assert_cmpuint (f->connected_notifies, ==, 2);
@@ -487,7 +478,7 @@ test_virtio_user_session (Fixture *f, gconstpointer data)
 
   /* testpmd quits: the socket closes. */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
   g_assert_false (vhost_user_device_get_connected (dev (f)));
 }
@@ -792,8 +783,7 @@ test_reply_ack (Fixture *f, gconstpointer data)
   g_assert_cmpuint (vhu_test_frontend_add_mem_reg (f->fe, f->ram), ==, 0);
 
   /* A message with an fd. */
-  efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-  g_assert_cmpint (efd, >=, 0);
+  efd = vhu_test_new_eventfd ();
   g_assert_cmpuint (vhu_test_frontend_call_ack (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL,
                                                 &vring_index, sizeof vring_index, &efd, 1),
                     ==, 0);
@@ -967,7 +957,7 @@ test_disconnect_frontend_closes (Fixture *f, gconstpointer data)
 
   /* The front-end dies with the ring running. */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
   g_assert_false (vhost_user_device_get_connected (dev (f)));
   g_assert_cmpuint (f->connected_notifies, ==, 2);
@@ -990,7 +980,7 @@ test_disconnect_device_closes (Fixture *f, gconstpointer data)
   vhost_user_device_disconnect (dev (f));
   g_assert_true (vhu_test_frontend_wait_closed (f->fe, VHU_TEST_TIMEOUT_MS));
   g_assert_true (vhu_test_frontend_peer_closed (f->fe));
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
   g_assert_false (vhost_user_device_get_connected (dev (f)));
   g_assert_cmpuint (f->connected_notifies, ==, 2);
@@ -998,7 +988,7 @@ test_disconnect_device_closes (Fixture *f, gconstpointer data)
 
   /* Disconnecting again is harmless. */
   vhost_user_device_disconnect (dev (f));
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (f->device), ==, 1);
 
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
@@ -1038,7 +1028,7 @@ run_sessions (void)
                                                 0),
                     ==, 0);
   vhu_test_frontend_free (fe);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (VHOST_USER_DEVICE (device)));
 
   /* virtio-user: probe, start, stop; the device closes the connection. */
@@ -1051,14 +1041,14 @@ run_sessions (void)
   vhost_user_device_disconnect (VHOST_USER_DEVICE (device));
   g_assert_true (vhu_test_frontend_wait_closed (fe, VHU_TEST_TIMEOUT_MS));
   vhu_test_frontend_free (fe);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 
   /* A session that ends mid-setup. */
   fe = vhu_test_frontend_new_for_device (VHOST_USER_DEVICE (device));
   vhu_test_frontend_qemu_blk_realize (fe);
   g_assert_cmpuint (vhu_test_frontend_add_mem_reg (fe, ram), ==, 0);
   vhu_test_frontend_free (fe);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpuint (vhu_test_device_get_disconnected_count (device), ==, 3);
 }
 
@@ -1069,13 +1059,13 @@ test_no_fd_leaks (void)
 
   /* One session first, so that one-time fds (the main context's wakeup
    * fd and the like) exist before counting. */
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   run_sessions ();
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 
   before = vhu_test_count_fds ();
   run_sessions ();
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   after = vhu_test_count_fds ();
 
   g_assert_cmpuint (after, ==, before);

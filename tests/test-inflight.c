@@ -27,6 +27,7 @@
 #include "vhu-test-device.h"
 #include "vhu-test-driver.h"
 #include "vhu-test-frontend.h"
+#include "vhu-test-util.h"
 
 #define PF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_##bit)
 #define VF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_FEATURE_##bit)
@@ -70,34 +71,6 @@ typedef struct
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 
-static void
-drain (void)
-{
-  guint n = 0;
-
-  while (g_main_context_iteration (NULL, FALSE))
-    g_assert_cmpuint (++n, <, 1000000);
-}
-
-static void
-close_fd (int *fd)
-{
-  if (*fd >= 0)
-    {
-      close (*fd);
-      *fd = -1;
-    }
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
-}
-
 static VhostUserVirtqueue *
 queue (Fixture *f)
 {
@@ -117,36 +90,6 @@ used_idx (Fixture *f)
   return vhu_test_driver_get_used_idx (f->drv);
 }
 
-static void
-call_ok (Fixture *f,
-         guint32 request,
-         const void *payload,
-         guint32 size,
-         const int *fds,
-         guint n_fds)
-{
-  guint64 ack = vhu_test_frontend_call_ack (f->fe, request, payload, size, fds, n_fds);
-
-  if (ack != 0)
-    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
-}
-
-static void
-vring_state_ok (Fixture *f, guint32 request, guint32 num)
-{
-  VhuVringState state = { .index = 0, .num = num };
-
-  call_ok (f, request, &state, sizeof state, NULL, 0);
-}
-
-static guint64
-vring_fd (Fixture *f, guint32 request, int fd)
-{
-  guint64 value = 0;
-
-  return vhu_test_frontend_call_ack (f->fe, request, &value, sizeof value, &fd, 1);
-}
-
 static gboolean
 err_signalled (Fixture *f)
 {
@@ -161,7 +104,7 @@ err_signalled (Fixture *f)
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
-  drain ();
+  vhu_test_drain_default_context ();
   f->fds_before = vhu_test_count_fds ();
   f->device = vhu_test_device_new (1, 0, FALSE);
   f->ram = vhu_test_guest_ram_new (RAM_SIZE, RAM_GPA, RAM_UVA);
@@ -177,19 +120,19 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 {
   g_ptr_array_unref (f->held);
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain ();
+  vhu_test_drain_default_context ();
   g_clear_object (&f->device);
-  drain ();
+  vhu_test_drain_default_context ();
   if (f->inflight != NULL)
     munmap (f->inflight, f->inflight_size);
-  close_fd (&f->inflight_fd);
-  close_fd (&f->kick);
-  close_fd (&f->call);
-  close_fd (&f->err);
+  vhu_test_close_fd (&f->inflight_fd);
+  vhu_test_close_fd (&f->kick);
+  vhu_test_close_fd (&f->call);
+  vhu_test_close_fd (&f->err);
   g_clear_pointer (&f->drv, vhu_test_driver_free);
   g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
-  drain ();
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_before);
+  vhu_test_drain_default_context ();
+  vhu_test_assert_fds (f->fds_before);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -199,21 +142,9 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 static void
 connect_session (Fixture *f)
 {
-  guint64 offered;
-
   g_assert_null (f->fe);
   f->fe = vhu_test_frontend_new_for_device (VHOST_USER_DEVICE (f->device));
-  offered = vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_FEATURES);
-  g_assert_cmphex (offered & FEATURES, ==, FEATURES);
-  offered = vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_PROTOCOL_FEATURES);
-  g_assert_cmphex (offered & PROTOCOL_FEATURES, ==, PROTOCOL_FEATURES);
-  vhu_test_frontend_set_u64 (f->fe, VHOST_USER_REQUEST_SET_PROTOCOL_FEATURES, PROTOCOL_FEATURES);
-  call_ok (f, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
-  {
-    guint64 features = FEATURES;
-
-    call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, NULL, 0);
-  }
+  vhu_test_frontend_negotiate (f->fe, FEATURES, PROTOCOL_FEATURES);
 }
 
 /* GET_INFLIGHT_FD, as QEMU sends it before the first start: the buffer is
@@ -235,7 +166,7 @@ get_inflight (Fixture *f)
 
   if (f->inflight != NULL)
     munmap (f->inflight, f->inflight_size);
-  close_fd (&f->inflight_fd);
+  vhu_test_close_fd (&f->inflight_fd);
   f->inflight_fd = vhu_message_steal_fd (&reply, 0);
   f->inflight_size = reply.payload.inflight.mmap_size;
   vhu_message_clear (&reply);
@@ -265,29 +196,18 @@ set_inflight (Fixture *f)
 static guint64
 start_ring (Fixture *f, guint16 base)
 {
-  VhuVringAddr addr = vhu_test_driver_get_vring_addr (f->drv, 0, 0);
-
   g_assert_cmpuint (vhu_test_frontend_set_mem_table (f->fe, &f->ram, 1), ==, 0);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, QUEUE_SIZE);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, base);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-  close_fd (&f->call);
-  f->call = new_eventfd ();
-  g_assert_cmpuint (vring_fd (f, VHOST_USER_REQUEST_SET_VRING_CALL, f->call), ==, 0);
-  close_fd (&f->err);
-  f->err = new_eventfd ();
-  g_assert_cmpuint (vring_fd (f, VHOST_USER_REQUEST_SET_VRING_ERR, f->err), ==, 0);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 1);
-  close_fd (&f->kick);
-  f->kick = new_eventfd ();
-  return vring_fd (f, VHOST_USER_REQUEST_SET_VRING_KICK, f->kick);
+  /* New call and error eventfds every time. */
+  vhu_test_close_fd (&f->call);
+  vhu_test_close_fd (&f->err);
+  return vhu_test_driver_start_ring (f->drv, f->fe, 0, base, 0, &f->kick, &f->call, &f->err);
 }
 
 static void
 start_ring_ok (Fixture *f, guint16 base)
 {
   g_assert_cmpuint (start_ring (f, base), ==, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_true (vhost_user_virtqueue_get_started (queue (f)));
   g_assert_false (vhost_user_virtqueue_get_broken (queue (f)));
 }
@@ -310,14 +230,14 @@ static void
 crash (Fixture *f, gboolean new_device)
 {
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (VHOST_USER_DEVICE (f->device)));
   g_ptr_array_set_size (f->held, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   if (new_device)
     {
       g_clear_object (&f->device);
-      drain ();
+      vhu_test_drain_default_context ();
       f->device = vhu_test_device_new (1, 0, FALSE);
     }
 }
@@ -385,13 +305,9 @@ element_head (VhostUserVirtqElement *elem)
 static guint32
 pop (Fixture *f)
 {
-  g_autoptr (GError) error = NULL;
-  VhostUserVirtqElement *elem = vhost_user_virtqueue_pop (queue (f), &error);
-  guint32 id;
+  VhostUserVirtqElement *elem = vhu_test_pop (queue (f));
+  guint32 id = element_id (elem);
 
-  g_assert_no_error (error);
-  g_assert_nonnull (elem);
-  id = element_id (elem);
   g_assert_cmpuint (f->id_of_head[element_head (elem)], ==, id);
   g_ptr_array_add (f->held, elem);
   return id;
@@ -976,7 +892,7 @@ test_corrupted (Fixture *f, gconstpointer data)
         }
       vhu_test_device_clear_records (f->device);
       g_assert_cmpuint (start_ring (f, used_idx (f)), !=, 0);
-      drain ();
+      vhu_test_drain_default_context ();
       g_assert_false (vhost_user_virtqueue_get_started (queue (f)));
       g_assert_true (vhost_user_virtqueue_get_broken (queue (f)));
       g_assert_true (err_signalled (f));
@@ -991,10 +907,10 @@ test_corrupted (Fixture *f, gconstpointer data)
 
       /* Put right, kicked again: the ring starts. */
       memcpy (f->inflight, good, f->inflight_size);
-      close_fd (&f->kick);
-      f->kick = new_eventfd ();
-      g_assert_cmpuint (vring_fd (f, VHOST_USER_REQUEST_SET_VRING_KICK, f->kick), ==, 0);
-      drain ();
+      vhu_test_close_fd (&f->kick);
+      f->kick = vhu_test_new_eventfd ();
+      vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick);
+      vhu_test_drain_default_context ();
       g_assert_true (vhost_user_virtqueue_get_started (queue (f)));
       g_assert_cmpuint (pop (f), ==, ids[0]);
       g_assert_cmpuint (pop (f), ==, ids[1]);
@@ -1140,10 +1056,10 @@ test_reset_device (Fixture *f, gconstpointer data)
     pop (f);
   g_assert_cmpuint (region (f)->desc[element_head (f->held->pdata[0])].inflight, ==, 1);
 
-  call_ok (f, VHOST_USER_REQUEST_RESET_DEVICE, NULL, 0, NULL, 0);
-  drain ();
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_RESET_DEVICE, NULL, 0, NULL, 0);
+  vhu_test_drain_default_context ();
   g_ptr_array_set_size (f->held, 0);
-  drain ();
+  vhu_test_drain_default_context ();
   for (guint i = 0; i < QUEUE_SIZE; i++)
     g_assert_cmpuint (region (f)->desc[i].inflight, ==, 0);
   g_assert_cmpuint (region (f)->version, ==, VHU_INFLIGHT_VERSION);

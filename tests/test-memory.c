@@ -24,41 +24,12 @@
 #include "vhu-inflight.h"
 #include "vhu-memory.h"
 #include "vhu-message.h"
+#include "vhu-test-util.h"
 
 #define PAGE ((guint64) sysconf (_SC_PAGESIZE))
 #define UVA_BASE G_GUINT64_CONSTANT (0x7f0000000000)
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static guint
-count_fds (void)
-{
-  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-  return n;
-}
-
-/* Mappings of memfds (every file the tests map is one): lines of
- * /proc/self/maps naming one. Other mappings come and go with malloc (or
- * valgrind) and are not counted. */
-static guint
-count_maps (void)
-{
-  g_autofree char *contents = NULL;
-  g_auto (GStrv) lines = NULL;
-  guint n = 0;
-
-  g_assert_true (g_file_get_contents ("/proc/self/maps", &contents, NULL, NULL));
-  lines = g_strsplit (contents, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (strstr (lines[i], "/memfd:") != NULL)
-      n++;
-  return n;
-}
 
 static gboolean
 fd_is_open (int fd)
@@ -140,7 +111,7 @@ expect_set_fails (const VhuMemRegionDesc *descs, int *fds, guint n, guint max, g
 static void
 test_set_valid (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
 
   for (guint n = 1; n <= VHU_MEM_TABLE_MAX_REGIONS; n++)
     {
@@ -198,13 +169,13 @@ test_set_valid (void)
         }
       test_mem_clear (&mem);
     }
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_set_unsorted (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (VhuMemTable) table = NULL;
   g_autoptr (GError) error = NULL;
   VhuMemRegionDesc descs[4];
@@ -246,13 +217,13 @@ test_set_unsorted (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_set_count (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   VhuMemRegionDesc descs[3];
   int fds[3];
@@ -273,15 +244,15 @@ test_set_count (void)
   expect_set_fails (descs, fds, 3, 2, VHOST_USER_ERROR_INVALID);
 
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* Two good regions plus a third one, which must make the whole table fail. */
 static void
 check_bad_third (VhuMemRegionDesc bad, gint code)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   VhuMemRegionDesc descs[3];
   int fds[3];
   TestMem mem;
@@ -295,8 +266,8 @@ check_bad_third (VhuMemRegionDesc bad, gint code)
   expect_set_fails (descs, fds, 3, 8, code);
   test_mem_clear (&mem);
 
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 static void
@@ -368,8 +339,8 @@ test_set_fd_too_small (void)
 static void
 test_set_bad_fd (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   VhuMemRegionDesc descs[2];
   int fds[2];
   int closed;
@@ -396,14 +367,14 @@ test_set_bad_fd (void)
   expect_set_fails (descs, fds, 2, 8, VHOST_USER_ERROR_INVALID);
 
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 static void
 test_set_unaligned_offset (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (VhuMemTable) table = NULL;
   g_autoptr (GError) error = NULL;
   VhuMemRegionDesc descs[2];
@@ -439,15 +410,15 @@ test_set_unaligned_offset (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* The third mmap fails after every check passed: nothing stays mapped or open. */
 static void
 test_set_commit_on_success (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   guint maps1;
   VhuMemRegionDesc descs[3];
   int fds[3];
@@ -455,7 +426,7 @@ test_set_commit_on_success (void)
   TestMem mem;
 
   test_mem_init (&mem, 3 * PAGE);
-  maps1 = count_maps ();
+  maps1 = vhu_test_count_memfd_mappings ();
   g_assert_cmpuint (maps1, >, maps0);
   for (guint i = 0; i < 3; i++)
     descs[i] = desc_make (i * PAGE, PAGE, UVA_BASE + i * PAGE, i * PAGE);
@@ -467,7 +438,7 @@ test_set_commit_on_success (void)
   fds[2] = open (path, O_RDONLY | O_CLOEXEC);
   g_assert_cmpint (fds[2], >=, 0);
   expect_set_fails (descs, fds, 3, 8, VHOST_USER_ERROR_MEMORY);
-  g_assert_cmpuint (count_maps (), ==, maps1);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps1);
 
   /* a pipe: not a regular file, so no size to check, but not mappable */
   {
@@ -480,19 +451,19 @@ test_set_commit_on_success (void)
     fds[2] = p[0];
     expect_set_fails (descs, fds, 3, 8, VHOST_USER_ERROR_MEMORY);
   }
-  g_assert_cmpuint (count_maps (), ==, maps1);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps1);
 
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 /* A region is unmapped and its fd closed once the last table holding it goes. */
 static void
 test_set_release (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   g_autoptr (GError) error = NULL;
   VhuMemTable *table;
   VhuMemTable *ref;
@@ -503,27 +474,27 @@ test_set_release (void)
   test_mem_init (&mem, PAGE);
   fd = dup_fd (mem.fd);
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1);
 
   table = vhu_mem_table_new_from_descs (&desc, &fd, 1, 8, &error);
   g_assert_no_error (error);
   g_assert_cmpint (fd, ==, -1);
-  g_assert_cmpuint (count_maps (), >, maps0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), >, maps0);
 
   ref = vhu_mem_table_ref (table);
   vhu_mem_table_unref (table);
   g_assert_nonnull (vhu_mem_table_gpa_to_host (ref, 0, NULL));
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1);
   vhu_mem_table_unref (ref);
 
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 static void
 test_empty (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   VhuMemTable *table = vhu_mem_table_new_empty ();
   struct iovec iov[2];
   guint64 len = 10;
@@ -538,7 +509,7 @@ test_empty (void)
   g_assert_cmpint (vhu_mem_table_gpa_to_iov (table, 0, 1, iov, 2), ==, -1);
   g_assert_cmpint (vhu_mem_table_gpa_to_iov (table, 0, 0, iov, 2), ==, 0);
   vhu_mem_table_unref (table);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* ---- ADD_MEM_REG / REM_MEM_REG -------------------------------------------- */
@@ -546,8 +517,8 @@ test_empty (void)
 static void
 test_add_max (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   g_autoptr (GError) error = NULL;
   VhuMemTable *table = vhu_mem_table_new_empty ();
   VhuMemTable *next;
@@ -591,18 +562,18 @@ test_add_max (void)
       g_assert_nonnull (p);
       g_assert_cmpuint (*p, ==, (guint8) i);
     }
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1 + VHU_MAX_MEM_SLOTS);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1 + VHU_MAX_MEM_SLOTS);
 
   vhu_mem_table_unref (table);
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 static void
 test_add_invalid (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   guint maps0;
   g_autoptr (GError) error = NULL;
   g_autoptr (VhuMemTable) table = NULL;
@@ -631,7 +602,7 @@ test_add_invalid (void)
   fds[1] = dup_fd (mem.fd);
   table = vhu_mem_table_new_from_descs (descs, fds, 2, 8, &error);
   g_assert_no_error (error);
-  maps0 = count_maps ();
+  maps0 = vhu_test_count_memfd_mappings ();
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -641,7 +612,7 @@ test_add_invalid (void)
       g_test_message ("expected error: %s", error->message);
       g_clear_error (&error);
       g_assert_false (fd_is_open (fd));
-      g_assert_cmpuint (count_maps (), ==, maps0);
+      g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
       g_assert_cmpuint (vhu_mem_table_get_n_regions (table), ==, 2);
     }
 
@@ -658,14 +629,14 @@ test_add_invalid (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_remove (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   g_autoptr (GError) error = NULL;
   VhuMemTable *table;
   VhuMemTable *next;
@@ -721,7 +692,7 @@ test_remove (void)
   g_assert_null (vhu_mem_table_remove (table, &desc, &error));
   g_assert_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID);
   g_clear_error (&error);
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1 + 2);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1 + 2);
 
   /* down to empty */
   for (guint i = 0; i < 3; i += 2)
@@ -736,8 +707,8 @@ test_remove (void)
   vhu_mem_table_unref (table);
 
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 /* QEMU 7.2 sends each region once per vhost device (a multi-queue net
@@ -746,8 +717,8 @@ test_remove (void)
 static void
 test_add_repeated (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   g_autoptr (GError) error = NULL;
   VhuMemRegionDesc desc = desc_make (0x100000, PAGE, UVA_BASE, 0);
   VhuMemTable *table = vhu_mem_table_new_empty ();
@@ -768,8 +739,8 @@ test_add_repeated (void)
       g_assert_cmpuint (vhu_mem_table_get_n_regions (table), ==, 1);
     }
   /* One mapping and one fd are kept. */
-  g_assert_cmpuint (count_maps (), ==, maps0 + 2 + 1);
-  g_assert_cmpuint (count_fds (), ==, fds0 + 2 + 1);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0 + 2 + 1);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 2 + 1);
 
   /* The same addresses in another file are an overlap. */
   fd = dup_fd (other.fd);
@@ -796,16 +767,16 @@ test_add_repeated (void)
 
   test_mem_clear (&mem);
   test_mem_clear (&other);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 /* An old snapshot stays fully usable after add/remove, until it is dropped. */
 static void
 test_rcu (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   g_autoptr (GError) error = NULL;
   VhuMemTable *v1;
   VhuMemTable *v2;
@@ -844,17 +815,17 @@ test_rcu (void)
   g_assert_cmpuint (*p0, ==, 0x55);
   mem.map[5] = 0x56;
   g_assert_cmpuint (*(guint8 *) vhu_mem_table_gpa_to_host (v1, 5, NULL), ==, 0x56);
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1 + 2);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1 + 2);
 
   /* and v3 still reads region 1 */
   vhu_mem_table_unref (v1);
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1 + 1);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1 + 1);
   g_assert_cmpuint (*(guint8 *) vhu_mem_table_gpa_to_host (v3, PAGE + 5, NULL), ==, 0x66);
   vhu_mem_table_unref (v3);
 
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 /* ---- translation ---------------------------------------------------------- */
@@ -885,7 +856,7 @@ make_iov_table (TestMem *mem)
 static void
 test_iov (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (VhuMemTable) table = NULL;
   struct iovec iov[4];
   TestMem mem;
@@ -933,13 +904,13 @@ test_iov (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_gpa_to_host (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (VhuMemTable) table = NULL;
   TestMem mem;
   guint64 len;
@@ -967,13 +938,13 @@ test_gpa_to_host (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_uva (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (VhuMemTable) table = NULL;
   TestMem mem;
   guint8 *p;
@@ -1002,7 +973,7 @@ test_uva (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* 509 regions of 1 to 3 pages, alternately adjacent and separated by a hole;
@@ -1010,7 +981,7 @@ test_uva (void)
 static void
 test_lookup_509 (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   g_autoptr (VhuMemTable) table = NULL;
   g_autofree VhuMemRegionDesc *descs = g_new0 (VhuMemRegionDesc, VHU_MAX_MEM_SLOTS);
@@ -1083,7 +1054,7 @@ test_lookup_509 (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&table, vhu_mem_table_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* ---- dirty log ------------------------------------------------------------ */
@@ -1103,8 +1074,8 @@ expect_log_fails (int fd, guint64 size, guint64 offset, gint code)
 static void
 test_log_invalid (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   TestMem mem;
 
   test_mem_init (&mem, 64);
@@ -1117,14 +1088,14 @@ test_log_invalid (void)
   expect_log_fails (-1, 16, 0, VHOST_USER_ERROR_MEMORY);
   test_mem_clear (&mem);
 
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 static void
 test_log_covers (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   g_autoptr (VhuDirtyLog) log = NULL;
   TestMem mem;
@@ -1134,7 +1105,7 @@ test_log_covers (void)
   log = vhu_dirty_log_new (dup_fd (mem.fd), 16, 0, &error); /* 128 pages */
   g_assert_no_error (error);
   g_assert_cmpuint (vhu_dirty_log_get_size (log), ==, 16);
-  g_assert_cmpuint (count_fds (), ==, fds0 + 1);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0 + 1);
 
   g_assert_true (vhu_dirty_log_covers (log, 0, 0));
   g_assert_true (vhu_dirty_log_covers (log, G_MAXUINT64, 0));
@@ -1154,7 +1125,7 @@ test_log_covers (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&log, vhu_dirty_log_unref);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* Marks [gpa, gpa + len) in a log of `size` bytes at `offset` in a memfd of
@@ -1191,7 +1162,7 @@ check_mark (TestMem *mem, VhuDirtyLog *log, guint64 offset, guint64 size, guint6
 static void
 test_log_mark (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   const guint64 P = VHU_LOG_PAGE;
   /* log offset in the file, log size, file size: guard bytes around the log,
    * an unaligned log (byte path only), an aligned one (word path), and one
@@ -1255,7 +1226,7 @@ test_log_mark (void)
       test_mem_clear (&mem);
       g_clear_pointer (&log, vhu_dirty_log_unref);
     }
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* ---- inflight ------------------------------------------------------------- */
@@ -1284,7 +1255,7 @@ test_inflight_region_size (void)
 static void
 test_inflight_new_split (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   g_autoptr (VhuInflight) inflight = NULL;
   gsize region_size = vhu_inflight_queue_region_size (256, FALSE);
@@ -1338,13 +1309,13 @@ test_inflight_new_split (void)
   close (fd);
 
   g_clear_pointer (&inflight, vhu_inflight_free);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_inflight_new_packed (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   g_autoptr (VhuInflight) inflight = NULL;
   int fd = -1;
@@ -1377,13 +1348,13 @@ test_inflight_new_packed (void)
     }
   close (fd);
   g_clear_pointer (&inflight, vhu_inflight_free);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
 test_inflight_new_invalid (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   const struct
   {
     guint16 num_queues, queue_size;
@@ -1403,7 +1374,7 @@ test_inflight_new_invalid (void)
       g_assert_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID);
       g_assert_cmpint (fd, ==, -1);
     }
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 static void
@@ -1428,8 +1399,8 @@ expect_inflight_fails (int fd,
 static void
 test_inflight_from_fd_invalid (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   gsize rs = vhu_inflight_queue_region_size (128, FALSE);
   TestMem mem;
 
@@ -1455,16 +1426,16 @@ test_inflight_from_fd_invalid (void)
   expect_inflight_fails (-1, 2 * rs, 0, 2, 128, FALSE);
   test_mem_clear (&mem);
 
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 /* Bad contents (M28): nothing is changed in a rejected buffer. */
 static void
 test_inflight_from_fd_contents (void)
 {
-  guint fds0 = count_fds ();
-  guint maps0 = count_maps ();
+  guint fds0 = vhu_test_count_fds ();
+  guint maps0 = vhu_test_count_memfd_mappings ();
   gsize rs = vhu_inflight_queue_region_size (128, FALSE);
   gsize rsp = vhu_inflight_queue_region_size (128, TRUE);
   VhuInflightQueueSplit *q0;
@@ -1502,14 +1473,14 @@ test_inflight_from_fd_contents (void)
   expect_inflight_fails (dup_fd (mem.fd), 2 * rsp, 0, 2, 128, TRUE);
 
   test_mem_clear (&mem);
-  g_assert_cmpuint (count_fds (), ==, fds0);
-  g_assert_cmpuint (count_maps (), ==, maps0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, maps0);
 }
 
 static void
 test_inflight_round_trip (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   VhuInflight *inflight;
   VhuInflightQueueSplit *q;
@@ -1538,7 +1509,7 @@ test_inflight_round_trip (void)
   g_assert_cmpuint (q->used_idx, ==, 9);
   g_assert_cmpuint (vhu_inflight_get_mmap_size (inflight), ==, size);
   vhu_inflight_free (inflight);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 
   /* packed */
   inflight = vhu_inflight_new (1, 100, TRUE, &fd, &error);
@@ -1559,14 +1530,14 @@ test_inflight_round_trip (void)
   g_assert_cmpuint (p->desc[99].next, ==, 100);
   vhu_inflight_free (inflight);
 
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 /* An all-zero buffer (version 0), at an unaligned offset, gets initialised. */
 static void
 test_inflight_from_fd_uninitialised (void)
 {
-  guint fds0 = count_fds ();
+  guint fds0 = vhu_test_count_fds ();
   g_autoptr (GError) error = NULL;
   g_autoptr (VhuInflight) inflight = NULL;
   gsize rs = vhu_inflight_queue_region_size (16, TRUE);
@@ -1607,7 +1578,7 @@ test_inflight_from_fd_uninitialised (void)
 
   test_mem_clear (&mem);
   g_clear_pointer (&inflight, vhu_inflight_free);
-  g_assert_cmpuint (count_fds (), ==, fds0);
+  g_assert_cmpuint (vhu_test_count_fds (), ==, fds0);
 }
 
 int

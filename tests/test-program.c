@@ -32,13 +32,14 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 
+#include "vhu-test-device.h"
 #include "vhu-test-driver.h"
 #include "vhu-test-frontend.h"
+#include "vhu-test-util.h"
 
 #define PF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_##bit)
 #define VF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_FEATURE_##bit)
@@ -101,42 +102,6 @@ count_dir_entries (const char *dir)
   while (g_dir_read_name (d) != NULL)
     n++;
   return n;
-}
-
-static void
-fill_address (struct sockaddr_un *addr, const char *path)
-{
-  memset (addr, 0, sizeof *addr);
-  addr->sun_family = AF_UNIX;
-  g_assert_cmpuint (strlen (path), <, sizeof addr->sun_path);
-  strcpy (addr->sun_path, path);
-}
-
-static int
-listening_socket (const char *path)
-{
-  struct sockaddr_un addr;
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  g_assert_cmpint (fd, >=, 0);
-  fill_address (&addr, path);
-  g_assert_cmpint (bind (fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
-  g_assert_cmpint (listen (fd, 4), ==, 0);
-  return fd;
-}
-
-static int
-try_connect (const char *path)
-{
-  struct sockaddr_un addr;
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  g_assert_cmpint (fd, >=, 0);
-  fill_address (&addr, path);
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
-    return fd;
-  close (fd);
-  return -1;
 }
 
 static const char *
@@ -305,7 +270,7 @@ connect_when_ready (Child *c, const char *path)
   gint64 deadline = g_get_monotonic_time () + WAIT_MS * G_TIME_SPAN_MILLISECOND;
   int fd;
 
-  while ((fd = try_connect (path)) < 0)
+  while ((fd = vhu_test_unix_connect (path)) < 0)
     {
       if (g_subprocess_get_identifier (c->proc) == NULL)
         {
@@ -619,26 +584,6 @@ test_run_print_capabilities (void)
   g_test_trap_assert_stderr ("");
 }
 
-#define TEST_TYPE_PLAIN_DEVICE (test_plain_device_get_type ())
-G_DECLARE_FINAL_TYPE (TestPlainDevice, test_plain_device, TEST, PLAIN_DEVICE, VhostUserDevice)
-
-struct _TestPlainDevice
-{
-  VhostUserDevice parent_instance;
-};
-
-G_DEFINE_FINAL_TYPE (TestPlainDevice, test_plain_device, VHOST_USER_TYPE_DEVICE)
-
-static void
-test_plain_device_class_init (TestPlainDeviceClass *klass)
-{
-}
-
-static void
-test_plain_device_init (TestPlainDevice *self)
-{
-}
-
 typedef struct
 {
   VhostUserBackendProgram *program;
@@ -652,7 +597,7 @@ static gboolean
 check_and_quit (gpointer user_data)
 {
   QuitCheck *qc = user_data;
-  int fd = try_connect (qc->path);
+  int fd = vhu_test_unix_connect (qc->path);
 
   qc->saw_socket = fd >= 0;
   if (fd >= 0)
@@ -665,7 +610,7 @@ static void
 test_run_quit (void)
 {
   g_autoptr (VhostUserBackendProgram) program = vhost_user_backend_program_new ("rng");
-  g_autoptr (VhostUserDevice) device = g_object_new (TEST_TYPE_PLAIN_DEVICE, NULL);
+  g_autoptr (VhostUserDevice) device = vhu_test_plain_device_new ();
   g_autofree char *dir = make_tmp_dir ();
   g_autofree char *path = g_build_filename (dir, "sock", NULL);
   g_autofree char *arg = g_strconcat ("--socket-path=", path, NULL);
@@ -691,7 +636,7 @@ test_run_bad_path (void)
   if (g_test_subprocess ())
     {
       g_autoptr (VhostUserBackendProgram) program = vhost_user_backend_program_new ("rng");
-      g_autoptr (VhostUserDevice) device = g_object_new (TEST_TYPE_PLAIN_DEVICE, NULL);
+      g_autoptr (VhostUserDevice) device = vhu_test_plain_device_new ();
       g_autofree char *dir = make_tmp_dir ();
       g_autofree char *path = g_build_filename (dir, "file", NULL);
       g_autofree char *arg = g_strconcat ("--socket-path=", path, NULL);
@@ -776,12 +721,12 @@ static void
 test_rng_fd_listening (ProgFixture *f, gconstpointer data)
 {
   const char *argv[] = { rng_program (), "--fd=3", NULL };
-  g_autoptr (Child) c = child_spawn (argv, listening_socket (f->path), NULL);
+  g_autoptr (Child) c = child_spawn (argv, vhu_test_unix_listen (f->path), NULL);
 
   /* Front-ends one after the other, through the socket it was handed. */
   for (guint i = 0; i < 2; i++)
     {
-      int fd = try_connect (f->path);
+      int fd = vhu_test_unix_connect (f->path);
 
       g_assert_cmpint (fd, >=, 0);
       assert_rng_features (fd);
@@ -836,8 +781,8 @@ test_rng_activation (ProgFixture *f, gconstpointer data)
   const char *argv[] = { "/bin/sh", "-c",
                          "LISTEN_PID=$$; LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; exec \"$0\"",
                          rng_program (), NULL };
-  g_autoptr (Child) c = child_spawn (argv, listening_socket (f->path), NULL);
-  int fd = try_connect (f->path);
+  g_autoptr (Child) c = child_spawn (argv, vhu_test_unix_listen (f->path), NULL);
+  int fd = vhu_test_unix_connect (f->path);
 
   g_assert_cmpint (fd, >=, 0);
   assert_rng_features (fd);
@@ -852,7 +797,7 @@ test_rng_activation_other_pid (ProgFixture *f, gconstpointer data)
   /* Variables meant for another process: not socket-activated. */
   const char *argv[] = { rng_program (), NULL };
   const char *env[] = { "LISTEN_PID", "1", "LISTEN_FDS", "1", NULL };
-  g_autoptr (Child) c = child_spawn (argv, listening_socket (f->path), env);
+  g_autoptr (Child) c = child_spawn (argv, vhu_test_unix_listen (f->path), env);
 
   child_assert_exit (c, 1);
   g_assert_true (g_str_has_prefix (c->err, "vhost-user-rng: "));
@@ -887,7 +832,7 @@ test_rng_stale_socket (ProgFixture *f, gconstpointer data)
   /* A socket file nobody listens on (its program died) is replaced. */
   g_autoptr (Child) c = NULL;
 
-  close (listening_socket (f->path));
+  close (vhu_test_unix_listen (f->path));
   g_assert_true (g_file_test (f->path, G_FILE_TEST_EXISTS));
   c = rng_spawn (f->path_arg, NULL);
   assert_rng_features (connect_when_ready (c, f->path));
@@ -958,14 +903,6 @@ rng_setup (RngFixture *f, gconstpointer data)
 }
 
 static void
-close_fd (int *fd)
-{
-  if (*fd >= 0)
-    close (*fd);
-  *fd = -1;
-}
-
-static void
 rng_teardown (RngFixture *f, gconstpointer data)
 {
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
@@ -978,38 +915,11 @@ rng_teardown (RngFixture *f, gconstpointer data)
     }
   g_clear_pointer (&f->drv, vhu_test_driver_free);
   g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
-  close_fd (&f->kick);
-  close_fd (&f->call);
-  close_fd (&f->err);
+  vhu_test_close_fd (&f->kick);
+  vhu_test_close_fd (&f->call);
+  vhu_test_close_fd (&f->err);
   remove_tmp_dir (f->dir);
   g_free (f->path);
-}
-
-static void
-call_ok (RngFixture *f, guint32 request, const void *payload, guint32 size, int fd)
-{
-  guint64 ack =
-    vhu_test_frontend_call_ack (f->fe, request, payload, size, fd >= 0 ? &fd : NULL, fd >= 0);
-
-  if (ack != 0)
-    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
-}
-
-static void
-vring_state_ok (RngFixture *f, guint32 request, guint32 num)
-{
-  VhuVringState state = { .index = 0, .num = num };
-
-  call_ok (f, request, &state, sizeof state, -1);
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
 }
 
 /* Starts the rng with @extra_arg (may be NULL) and brings its queue up as
@@ -1021,8 +931,6 @@ rng_start (RngFixture *f, const char *extra_arg, const char *extra_arg2)
   const guint64 protocol = PF (REPLY_ACK) | PF (MQ);
   guint64 features = VF (VERSION_1) | VF (PROTOCOL_FEATURES) | VF (RING_INDIRECT_DESC);
   guint64 offered;
-  VhuVringAddr addr;
-  guint64 value;
 
   f->child = rng_spawn (path_arg, extra_arg, extra_arg2, NULL);
   f->fe = vhu_test_frontend_new (connect_when_ready (f->child, f->path), NULL);
@@ -1037,26 +945,17 @@ rng_start (RngFixture *f, const char *extra_arg, const char *extra_arg2)
   vhu_test_frontend_set_u64 (f->fe, VHOST_USER_REQUEST_SET_PROTOCOL_FEATURES, protocol);
   /* One queue. */
   g_assert_cmpuint (vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_QUEUE_NUM), ==, 1);
-  call_ok (f, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, -1);
-  call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, -1);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features,
+                             NULL, 0);
 
   f->ram = vhu_test_guest_ram_new (RAM_SIZE, RAM_GPA, RAM_UVA);
   g_assert_cmpuint (vhu_test_frontend_set_mem_table (f->fe, &f->ram, 1), ==, 0);
   f->drv = vhu_test_driver_new (f->ram, RING_OFFSET, RING_NUM);
   vhu_test_driver_set_data_area (f->drv, DATA_GPA, DATA_SIZE);
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, RING_NUM);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, 0);
-  addr = vhu_test_driver_get_vring_addr (f->drv, 0, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, -1);
-  f->call = new_eventfd ();
-  value = 0;
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, &value, sizeof value, f->call);
-  f->err = new_eventfd ();
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, &value, sizeof value, f->err);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 1);
-  f->kick = new_eventfd ();
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, &value, sizeof value, f->kick);
+  g_assert_cmpuint (
+    vhu_test_driver_start_ring (f->drv, f->fe, 0, 0, 0, &f->kick, &f->call, &f->err), ==, 0);
 }
 
 static void

@@ -29,13 +29,12 @@
  * multi-queue tests (5000 by default).
  */
 
-#include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "vhu-test-driver.h"
 #include "vhu-test-frontend.h"
+#include "vhu-test-util.h"
 
 #define PF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_##bit)
 #define VF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_FEATURE_##bit)
@@ -203,48 +202,6 @@ test_modes_device_init (TestModesDevice *self)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Worker threads                                                           */
-
-typedef struct
-{
-  GMainContext *context;
-  GThread *thread;
-  gint quit;
-} Worker;
-
-static gpointer
-worker_main (gpointer data)
-{
-  Worker *w = data;
-
-  g_main_context_push_thread_default (w->context);
-  while (!g_atomic_int_get (&w->quit))
-    g_main_context_iteration (w->context, TRUE);
-  g_main_context_pop_thread_default (w->context);
-  return NULL;
-}
-
-static Worker *
-worker_new (void)
-{
-  Worker *w = g_new0 (Worker, 1);
-
-  w->context = g_main_context_new ();
-  w->thread = g_thread_new ("modes-worker", worker_main, w);
-  return w;
-}
-
-static void
-worker_free (Worker *w)
-{
-  g_atomic_int_set (&w->quit, 1);
-  g_main_context_wakeup (w->context);
-  g_thread_join (w->thread);
-  g_main_context_unref (w->context);
-  g_free (w);
-}
-
-/* ------------------------------------------------------------------------ */
 /* Fixture                                                                  */
 
 typedef struct
@@ -258,31 +215,12 @@ typedef struct
   int call[N_QUEUES];
   int err[N_QUEUES];
   guint kicks_sent[N_QUEUES];
-  Worker *workers[N_WORKERS];
+  VhuTestWorker *workers[N_WORKERS];
   guint64 features;
   guint32 seq;
   GRand *rand;
   guint fds_before;
 } Fixture;
-
-static void
-drain_default_context (void)
-{
-  guint n = 0;
-
-  while (g_main_context_iteration (NULL, FALSE))
-    g_assert_cmpuint (++n, <, 1000000);
-}
-
-static void
-close_fd (int *fd)
-{
-  if (*fd >= 0)
-    {
-      close (*fd);
-      *fd = -1;
-    }
-}
 
 static VhostUserVirtqueue *
 queue (Fixture *f, guint q)
@@ -300,20 +238,10 @@ qstate (Fixture *f, guint q)
   return &f->device->queues[q];
 }
 
-static guint
-requests_wanted (guint fallback)
-{
-  const char *env = g_getenv ("VHU_TEST_VRING_REQUESTS");
-
-  if (env != NULL && *env != '\0')
-    return MAX (1, (guint) g_ascii_strtoull (env, NULL, 10));
-  return fallback;
-}
-
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   f->fds_before = vhu_test_count_fds ();
 
   f->device = g_object_new (TEST_TYPE_MODES_DEVICE, "num-queues", N_QUEUES, NULL);
@@ -330,7 +258,7 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 {
   /* The front-end goes first: the rings stop on their threads. */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   for (guint q = 0; q < N_QUEUES; q++)
     {
       g_assert_false (vhost_user_virtqueue_get_started (queue (f, q)));
@@ -338,8 +266,8 @@ fixture_tear_down (Fixture *f, gconstpointer data)
       g_atomic_pointer_set (&qstate (f, q)->thread, NULL);
     }
   for (guint i = 0; i < N_WORKERS; i++)
-    g_clear_pointer (&f->workers[i], worker_free);
-  drain_default_context ();
+    g_clear_pointer (&f->workers[i], vhu_test_worker_free);
+  vhu_test_drain_default_context ();
 
   g_object_unref (f->device);
   g_assert_null (f->device);
@@ -347,15 +275,15 @@ fixture_tear_down (Fixture *f, gconstpointer data)
     {
       g_clear_pointer (&f->drv[q], vhu_test_driver_free);
       g_clear_pointer (&f->pending[q], g_free);
-      close_fd (&f->kick[q]);
-      close_fd (&f->call[q]);
-      close_fd (&f->err[q]);
+      vhu_test_close_fd (&f->kick[q]);
+      vhu_test_close_fd (&f->call[q]);
+      vhu_test_close_fd (&f->err[q]);
     }
   g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
   g_rand_free (f->rand);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_before);
+  vhu_test_assert_fds (f->fds_before);
 }
 
 /* Queue @q runs on worker @w from now on. */
@@ -364,7 +292,7 @@ move_to_worker (Fixture *f, guint q, guint w)
 {
   g_assert_cmpuint (w, <, N_WORKERS);
   if (f->workers[w] == NULL)
-    f->workers[w] = worker_new ();
+    f->workers[w] = vhu_test_worker_new ("modes-worker");
   g_atomic_pointer_set (&qstate (f, q)->thread, f->workers[w]->thread);
   vhost_user_virtqueue_set_context (queue (f, q), f->workers[w]->context);
   g_assert_true (vhost_user_virtqueue_get_context (queue (f, q)) == f->workers[w]->context);
@@ -374,57 +302,11 @@ move_to_worker (Fixture *f, guint q, guint w)
 /* Front-end and driver side                                                */
 
 static void
-call_ok (Fixture *f,
-         guint32 request,
-         const void *payload,
-         guint32 size,
-         const int *fds,
-         guint n_fds)
-{
-  guint64 ack = vhu_test_frontend_call_ack (f->fe, request, payload, size, fds, n_fds);
-
-  if (ack != 0)
-    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
-}
-
-static void
-vring_state_ok (Fixture *f, guint32 request, guint q, guint32 num)
-{
-  VhuVringState state = { .index = q, .num = num };
-
-  call_ok (f, request, &state, sizeof state, NULL, 0);
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
-}
-
-static void
-vring_fd_ok (Fixture *f, guint32 request, guint q, int fd)
-{
-  guint64 value = q;
-
-  call_ok (f, request, &value, sizeof value, &fd, 1);
-}
-
-static void
 negotiate (Fixture *f, guint64 features)
 {
   VhuTestGuestRam *rams[] = { f->ram };
-  guint64 offered = vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_FEATURES);
-  guint64 offered_pf;
 
-  g_assert_cmphex (offered & features, ==, features);
-  offered_pf = vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_PROTOCOL_FEATURES);
-  g_assert_cmphex (offered_pf & PROTOCOL_FEATURES, ==, PROTOCOL_FEATURES);
-  vhu_test_frontend_set_u64 (f->fe, VHOST_USER_REQUEST_SET_PROTOCOL_FEATURES, PROTOCOL_FEATURES);
-  call_ok (f, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, NULL, 0);
+  vhu_test_frontend_negotiate (f->fe, features, PROTOCOL_FEATURES);
   f->features = features;
   g_assert_cmpuint (vhu_test_frontend_set_mem_table (f->fe, rams, 1), ==, 0);
 }
@@ -434,8 +316,6 @@ negotiate (Fixture *f, guint64 features)
 static void
 start_queue (Fixture *f, guint q, guint16 base)
 {
-  VhuVringAddr addr;
-
   if (f->drv[q] == NULL)
     {
       f->drv[q] = vhu_test_driver_new (f->ram, RING_OFFSET (q), RING_NUM);
@@ -445,24 +325,9 @@ start_queue (Fixture *f, guint q, guint16 base)
       f->pending[q] = g_new0 (guint32, RING_NUM);
     }
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, q, RING_NUM);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
-  addr = vhu_test_driver_get_vring_addr (f->drv[q], q, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-  if (f->call[q] < 0)
-    {
-      f->call[q] = new_eventfd ();
-      vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, q, f->call[q]);
-    }
-  if (f->err[q] < 0)
-    {
-      f->err[q] = new_eventfd ();
-      vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, q, f->err[q]);
-    }
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
-  close_fd (&f->kick[q]);
-  f->kick[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
+  g_assert_cmpuint (
+    vhu_test_driver_start_ring (f->drv[q], f->fe, q, base, 0, &f->kick[q], &f->call[q], &f->err[q]),
+    ==, 0);
   vhu_test_frontend_flush (f->fe);
 }
 
@@ -477,19 +342,6 @@ kick (Fixture *f, guint q)
 {
   g_assert_cmpint (eventfd_write (f->kick[q], 1), ==, 0);
   f->kicks_sent[q]++;
-}
-
-static guint64
-read_eventfd (int fd)
-{
-  eventfd_t value = 0;
-
-  if (eventfd_read (fd, &value) < 0)
-    {
-      g_assert_cmpint (errno, ==, EAGAIN);
-      return 0;
-    }
-  return value;
 }
 
 /* One look at the default context (where the device runs, and the queues
@@ -674,7 +526,7 @@ assert_queue_healthy (Fixture *f, guint q)
   g_assert_cmpint (g_atomic_int_get (&qs->errors), ==, 0);
   g_assert_cmpint (g_atomic_int_get (&qs->wrong_thread), ==, 0);
   if (f->err[q] >= 0)
-    g_assert_cmpuint (read_eventfd (f->err[q]), ==, 0);
+    g_assert_cmpuint (vhu_test_read_eventfd (f->err[q]), ==, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -833,7 +685,7 @@ test_adaptive_polling (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->kicks_sent[0], ==, 1);
   g_assert_cmpint (qs->served, ==, served);
   /* Calls went to the driver all along. */
-  g_assert_cmpuint (read_eventfd (f->call[0]), >, 0);
+  g_assert_cmpuint (vhu_test_read_eventfd (f->call[0]), >, 0);
 
   /* Empty looks emit nothing. */
   kicked = qs->kicked;
@@ -941,7 +793,7 @@ test_poll_worker (Fixture *f, gconstpointer data)
 {
   QueueState *qs = qstate (f, 0);
   VhostUserVirtqueue *vq = queue (f, 0);
-  guint total = requests_wanted (5000) / 2, done = 0, rounds = 0;
+  guint total = vhu_test_requests_wanted (5000) / 2, done = 0, rounds = 0;
   guint32 base;
 
   negotiate (f, BASE_FEATURES | GPOINTER_TO_UINT (data));
@@ -1126,7 +978,7 @@ static void
 test_multi_queue (Fixture *f, gconstpointer data)
 {
   VhostUserQueueMode mode = GPOINTER_TO_INT (data);
-  guint total = requests_wanted (5000);
+  guint total = vhu_test_requests_wanted (5000);
   guint done[N_QUEUES] = { 0 };
   guint in_flight[N_QUEUES] = { 0 };
   gboolean busy = TRUE;

@@ -15,31 +15,11 @@
 #include <glib-unix.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "vhu-test-device.h"
 #include "vhu-test-frontend.h"
-
-/* The smallest possible device: the library's defaults. */
-#define TEST_TYPE_PLAIN_DEVICE (test_plain_device_get_type ())
-G_DECLARE_FINAL_TYPE (TestPlainDevice, test_plain_device, TEST, PLAIN_DEVICE, VhostUserDevice)
-
-struct _TestPlainDevice
-{
-  VhostUserDevice parent_instance;
-};
-
-G_DEFINE_FINAL_TYPE (TestPlainDevice, test_plain_device, VHOST_USER_TYPE_DEVICE)
-
-static void
-test_plain_device_class_init (TestPlainDeviceClass *klass)
-{
-}
-
-static void
-test_plain_device_init (TestPlainDevice *self)
-{
-}
+#include "vhu-test-util.h"
 
 typedef struct
 {
@@ -59,7 +39,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->dir = g_dir_make_tmp ("vhu-server-XXXXXX", NULL);
   g_assert_nonnull (f->dir);
   f->path = g_build_filename (f->dir, "sock", NULL);
-  f->device = g_object_new (TEST_TYPE_PLAIN_DEVICE, NULL);
+  f->device = vhu_test_plain_device_new ();
   f->server = vhost_user_server_new (f->device);
 }
 
@@ -74,36 +54,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
   g_rmdir (f->dir);
   g_free (f->path);
   g_free (f->dir);
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_before);
-}
-
-static int
-connect_to (const char *path)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  g_assert_cmpint (fd, >=, 0);
-  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
-    {
-      close (fd);
-      return -1;
-    }
-  return fd;
-}
-
-static int
-listen_on (const char *path)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  g_assert_cmpint (fd, >=, 0);
-  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
-  g_assert_no_errno (bind (fd, (struct sockaddr *) &addr, sizeof addr));
-  g_assert_no_errno (listen (fd, 4));
-  return fd;
+  vhu_test_assert_fds (f->fds_before);
 }
 
 static void
@@ -139,12 +90,12 @@ test_listen_serves_one_after_another (Fixture *f, gconstpointer data)
   g_assert_true (vhost_user_server_listen (f->server, f->path, &error));
   g_assert_no_error (error);
 
-  first = connect_to (f->path);
+  first = vhu_test_unix_connect (f->path);
   g_assert_cmpint (first, >=, 0);
   wait_for_connected (f->device, TRUE);
 
   /* A second front-end waits in the backlog while the first is served. */
-  second = connect_to (f->path);
+  second = vhu_test_unix_connect (f->path);
   g_assert_cmpint (second, >=, 0);
   {
     g_autoptr (VhuTestFrontend) waiting = vhu_test_frontend_new (second, NULL);
@@ -180,12 +131,12 @@ test_listen_replaces_stale_socket (Fixture *f, gconstpointer data)
   int fd;
 
   /* A socket file whose owner is gone. */
-  close (listen_on (f->path));
+  close (vhu_test_unix_listen (f->path));
   g_assert_true (g_file_test (f->path, G_FILE_TEST_EXISTS));
 
   g_assert_true (vhost_user_server_listen (f->server, f->path, &error));
   g_assert_no_error (error);
-  fd = connect_to (f->path);
+  fd = vhu_test_unix_connect (f->path);
   g_assert_cmpint (fd, >=, 0);
   wait_for_connected (f->device, TRUE);
   assert_served (f, fd);
@@ -196,7 +147,7 @@ static void
 test_listen_refuses_live_socket (Fixture *f, gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
-  int other = listen_on (f->path);
+  int other = vhu_test_unix_listen (f->path);
   struct stat before, after;
 
   g_assert_no_errno (stat (f->path, &before));
@@ -256,7 +207,7 @@ test_stop_keeps_replaced_socket (Fixture *f, gconstpointer data)
   g_assert_true (vhost_user_server_listen (f->server, f->path, NULL));
   /* Someone else removes our socket and listens on the same path. */
   g_assert_no_errno (g_unlink (f->path));
-  other = listen_on (f->path);
+  other = vhu_test_unix_listen (f->path);
   vhost_user_server_stop (f->server);
   g_assert_true (g_file_test (f->path, G_FILE_TEST_EXISTS));
   close (other);
@@ -268,11 +219,11 @@ test_adopt_listening_fd (Fixture *f, gconstpointer data)
   g_autoptr (GError) error = NULL;
   int fd;
 
-  g_assert_true (vhost_user_server_adopt_fd (f->server, listen_on (f->path), &error));
+  g_assert_true (vhost_user_server_adopt_fd (f->server, vhu_test_unix_listen (f->path), &error));
   g_assert_no_error (error);
   for (guint round = 0; round < 2; round++)
     {
-      fd = connect_to (f->path);
+      fd = vhu_test_unix_connect (f->path);
       g_assert_cmpint (fd, >=, 0);
       wait_for_connected (f->device, TRUE);
       assert_served (f, fd);
@@ -361,7 +312,7 @@ test_connect_retries_and_reconnects (Fixture *f, gconstpointer data)
     }
   g_assert_false (vhost_user_device_get_connected (f->device));
 
-  listener = listen_on (f->path);
+  listener = vhu_test_unix_listen (f->path);
   fd = accept_within (listener, VHU_TEST_TIMEOUT_MS);
   g_assert_cmpint (fd, >=, 0);
   wait_for_connected (f->device, TRUE);

@@ -20,7 +20,6 @@
  * (20000 by default; fewer under valgrind).
  */
 
-#include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -28,6 +27,7 @@
 
 #include "vhu-test-driver.h"
 #include "vhu-test-frontend.h"
+#include "vhu-test-util.h"
 
 #define PF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_PROTOCOL_FEATURE_##bit)
 #define VF(bit) (G_GUINT64_CONSTANT (1) << VHOST_USER_FEATURE_##bit)
@@ -372,25 +372,6 @@ typedef struct
   guint fds_before;
 } Fixture;
 
-static void
-drain_default_context (void)
-{
-  guint n = 0;
-
-  while (g_main_context_iteration (NULL, FALSE))
-    g_assert_cmpuint (++n, <, 1000000);
-}
-
-static void
-close_fd (int *fd)
-{
-  if (*fd >= 0)
-    {
-      close (*fd);
-      *fd = -1;
-    }
-}
-
 static VhostUserVirtqueue *
 queue (Fixture *f, guint q)
 {
@@ -407,20 +388,10 @@ qstate (Fixture *f, guint q)
   return &f->device->queues[q];
 }
 
-static guint
-requests_wanted (guint fallback)
-{
-  const char *env = g_getenv ("VHU_TEST_VRING_REQUESTS");
-
-  if (env != NULL && *env != '\0')
-    return MAX (1, (guint) g_ascii_strtoull (env, NULL, 10));
-  return fallback;
-}
-
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   f->fds_before = vhu_test_count_fds ();
 
   f->device = g_object_new (TEST_TYPE_VRING_DEVICE, "num-queues", N_QUEUES, NULL);
@@ -437,74 +408,33 @@ static void
 fixture_tear_down (Fixture *f, gconstpointer data)
 {
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 
   if (f->device != NULL)
     {
       for (guint q = 0; q < N_QUEUES; q++)
         g_ptr_array_set_size (f->device->queues[q].held, 0);
-      drain_default_context ();
+      vhu_test_drain_default_context ();
       g_object_unref (f->device);
       g_assert_null (f->device);
     }
   for (guint q = 0; q < N_QUEUES; q++)
     {
       g_clear_pointer (&f->drv[q], vhu_test_driver_free);
-      close_fd (&f->kick[q]);
-      close_fd (&f->call[q]);
-      close_fd (&f->err[q]);
+      vhu_test_close_fd (&f->kick[q]);
+      vhu_test_close_fd (&f->call[q]);
+      vhu_test_close_fd (&f->err[q]);
     }
   g_clear_pointer (&f->ram_a, vhu_test_guest_ram_free);
   g_clear_pointer (&f->ram_b, vhu_test_guest_ram_free);
   g_rand_free (f->rand);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 
-  g_assert_cmpuint (vhu_test_count_fds (), ==, f->fds_before);
+  vhu_test_assert_fds (f->fds_before);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Front-end side                                                           */
-
-static void
-call_ok (Fixture *f,
-         guint32 request,
-         const void *payload,
-         guint32 size,
-         const int *fds,
-         guint n_fds)
-{
-  guint64 ack = vhu_test_frontend_call_ack (f->fe, request, payload, size, fds, n_fds);
-
-  if (ack != 0)
-    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
-}
-
-static void
-vring_state_ok (Fixture *f, guint32 request, guint q, guint32 num)
-{
-  VhuVringState state = { .index = q, .num = num };
-
-  call_ok (f, request, &state, sizeof state, NULL, 0);
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
-}
-
-static void
-vring_fd_ok (Fixture *f, guint32 request, guint q, int fd)
-{
-  guint64 value = q;
-
-  if (fd < 0)
-    value |= VHU_VRING_NOFD;
-  call_ok (f, request, &value, sizeof value, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
-}
 
 static void
 set_memory (Fixture *f)
@@ -518,15 +448,7 @@ set_memory (Fixture *f)
 static void
 negotiate_full (Fixture *f, guint64 features, gboolean with_memory)
 {
-  guint64 offered = vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_FEATURES);
-  guint64 offered_pf;
-
-  g_assert_cmphex (offered & features, ==, features);
-  offered_pf = vhu_test_frontend_get_u64 (f->fe, VHOST_USER_REQUEST_GET_PROTOCOL_FEATURES);
-  g_assert_cmphex (offered_pf & PROTOCOL_FEATURES, ==, PROTOCOL_FEATURES);
-  vhu_test_frontend_set_u64 (f->fe, VHOST_USER_REQUEST_SET_PROTOCOL_FEATURES, PROTOCOL_FEATURES);
-  call_ok (f, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, NULL, 0);
+  vhu_test_frontend_negotiate (f->fe, features, PROTOCOL_FEATURES);
   f->features = features;
   if (with_memory)
     set_memory (f);
@@ -554,7 +476,7 @@ send_vring_addr (Fixture *f, guint q, guint32 flags)
 {
   VhuVringAddr addr = vhu_test_driver_get_vring_addr (f->drv[q], q, flags);
 
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
 }
 
 /* Sets ring @q up and starts it (SET_VRING_KICK). A new driver is made for
@@ -568,23 +490,9 @@ start_queue_full (Fixture *f, guint q, guint num, guint16 base, guint32 addr_fla
       vhu_test_driver_set_base (f->drv[q], base);
     }
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, q, num);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
-  send_vring_addr (f, q, addr_flags);
-  if (f->call[q] < 0)
-    {
-      f->call[q] = new_eventfd ();
-      vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, q, f->call[q]);
-    }
-  if (f->err[q] < 0)
-    {
-      f->err[q] = new_eventfd ();
-      vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, q, f->err[q]);
-    }
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
-  close_fd (&f->kick[q]);
-  f->kick[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
+  g_assert_cmpuint (vhu_test_driver_start_ring (f->drv[q], f->fe, q, base, addr_flags, &f->kick[q],
+                                                &f->call[q], &f->err[q]),
+                    ==, 0);
   vhu_test_frontend_flush (f->fe);
 }
 
@@ -618,23 +526,9 @@ kick (Fixture *f, guint q)
 }
 
 static guint64
-read_eventfd (int fd)
-{
-  eventfd_t value = 0;
-
-  g_assert_cmpint (fd, >=, 0);
-  if (eventfd_read (fd, &value) < 0)
-    {
-      g_assert_cmpint (errno, ==, EAGAIN);
-      return 0;
-    }
-  return value;
-}
-
-static guint64
 read_call (Fixture *f, guint q)
 {
-  return read_eventfd (f->call[q]);
+  return vhu_test_read_eventfd (f->call[q]);
 }
 
 /* Waits until the device has returned @n more entries than the driver took
@@ -736,7 +630,7 @@ assert_queue_healthy (Fixture *f, guint q)
   g_assert_cmpint (g_atomic_int_get (&qs->mismatches), ==, 0);
   g_assert_cmpint (g_atomic_int_get (&qs->wrong_thread), ==, 0);
   if (f->err[q] >= 0)
-    g_assert_cmpuint (read_eventfd (f->err[q]), ==, 0);
+    g_assert_cmpuint (vhu_test_read_eventfd (f->err[q]), ==, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -926,7 +820,7 @@ static void
 test_oracle (Fixture *f, gconstpointer data)
 {
   const OracleParams *p = data;
-  guint total = requests_wanted (20000);
+  guint total = vhu_test_requests_wanted (20000);
   guint64 features = BASE_FEATURES | (p->event_idx ? VF (RING_EVENT_IDX) : 0);
   guint16 base;
 
@@ -1047,17 +941,6 @@ test_cross_region (Fixture *f, gconstpointer data)
 /* ------------------------------------------------------------------------ */
 /* Batches, unpop, dropped elements                                         */
 
-static VhostUserVirtqElement *
-pop_ok (Fixture *f, guint q)
-{
-  g_autoptr (GError) error = NULL;
-  VhostUserVirtqElement *elem = vhost_user_virtqueue_pop (queue (f, q), &error);
-
-  g_assert_no_error (error);
-  g_assert_nonnull (elem);
-  return elem;
-}
-
 static void
 assert_pop_empty (Fixture *f, guint q)
 {
@@ -1123,7 +1006,7 @@ test_batch (Fixture *f, gconstpointer data)
     heads[i] = add_simple (f, 0, out[i], 64, 64);
   vhu_test_driver_publish (drv);
   for (guint i = 0; i < 3; i++)
-    elems[i] = pop_ok (f, 0);
+    elems[i] = vhu_test_pop (queue (f, 0));
   assert_pop_empty (f, 0);
   g_assert_cmpuint (vhost_user_virtqueue_get_in_flight (vq), ==, 3);
 
@@ -1147,21 +1030,21 @@ test_batch (Fixture *f, gconstpointer data)
       check_response (drv, head, len, out[2 - i], 64, 64);
       vhost_user_virtq_element_unref (elems[2 - i]);
     }
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   /* Dropping pushed elements returns nothing more. */
   g_assert_false (vhu_test_driver_get_used (drv, NULL, NULL));
 
   /* A flush of more than is in flight counts only those. */
   heads[0] = add_simple (f, 0, out[0], 16, 16);
   vhu_test_driver_publish (drv);
-  elems[0] = pop_ok (f, 0);
+  elems[0] = vhu_test_pop (queue (f, 0));
   vhost_user_virtqueue_fill (vq, elems[0], serve_element (qstate (f, 0), elems[0]), 0);
   vhost_user_virtqueue_flush (vq, 5);
   g_assert_cmpuint (vhu_test_driver_get_used_idx (drv), ==, 4);
   g_assert_true (vhu_test_driver_get_used (drv, &head, &len));
   g_assert_cmpuint (head, ==, heads[0]);
   vhost_user_virtq_element_unref (elems[0]);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhu_test_driver_get_used (drv, NULL, NULL));
 
   assert_queue_healthy (f, 0);
@@ -1193,7 +1076,7 @@ test_unpop (Fixture *f, gconstpointer data)
   heads[1] = add_simple (f, 0, out[1], 32, 48);
   vhu_test_driver_publish (drv);
 
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhost_user_virtq_element_get_index (elem), ==, heads[0]);
   g_assert_cmpuint (vhost_user_virtqueue_get_in_flight (vq), ==, 1);
   vhost_user_virtqueue_unpop (vq, elem);
@@ -1201,11 +1084,11 @@ test_unpop (Fixture *f, gconstpointer data)
   g_assert_false (vhost_user_virtqueue_is_empty (vq));
   /* Given back unused: dropping it returns nothing to the driver. */
   vhost_user_virtq_element_unref (elem);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhu_test_driver_get_used (drv, NULL, NULL));
 
   /* The next pop returns it again, with the same buffers. */
-  again = pop_ok (f, 0);
+  again = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhost_user_virtq_element_get_index (again), ==, heads[0]);
   g_assert_cmpuint (vhost_user_virtq_element_get_out_size (again), ==, 32);
   g_assert_cmpuint (vhost_user_virtq_element_get_in_size (again), ==, 48);
@@ -1213,11 +1096,11 @@ test_unpop (Fixture *f, gconstpointer data)
   vhost_user_virtq_element_unref (again);
 
   /* Unpop of the latest of two in flight. */
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhost_user_virtq_element_get_index (elem), ==, heads[1]);
   vhost_user_virtqueue_unpop (vq, elem);
   vhost_user_virtq_element_unref (elem);
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhost_user_virtq_element_get_index (elem), ==, heads[1]);
   vhost_user_virtqueue_push (vq, elem, serve_element (qstate (f, 0), elem));
   vhost_user_virtq_element_unref (elem);
@@ -1266,10 +1149,10 @@ test_drop_unpushed (Fixture *f, gconstpointer data)
   vhu_test_driver_publish (drv);
 
   /* Dropped on the queue's thread, after writing into it. */
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   serve_element (qstate (f, 0), elem);
   vhost_user_virtq_element_unref (elem);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_true (vhu_test_driver_get_used (drv, &head, &len));
   g_assert_cmpuint (head, ==, heads[0]);
   g_assert_cmpuint (len, ==, 0);
@@ -1277,7 +1160,7 @@ test_drop_unpushed (Fixture *f, gconstpointer data)
   g_assert_cmpuint (vhost_user_virtqueue_get_in_flight (vq), ==, 0);
 
   /* Dropped by another thread holding the last reference. */
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   {
     GThread *thread = g_thread_new ("dropper", drop_element, elem);
 
@@ -1293,13 +1176,13 @@ test_drop_unpushed (Fixture *f, gconstpointer data)
   /* An extra reference keeps it in flight until the last one goes. */
   heads[0] = add_simple (f, 0, out[0], 8, 8);
   vhu_test_driver_publish (drv);
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   vhost_user_virtq_element_ref (elem);
   vhost_user_virtq_element_unref (elem);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhu_test_driver_get_used (drv, NULL, NULL));
   vhost_user_virtq_element_unref (elem);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_true (vhu_test_driver_get_used (drv, &head, &len));
   g_assert_cmpuint (head, ==, heads[0]);
   g_assert_cmpuint (len, ==, 0);
@@ -1336,7 +1219,7 @@ test_notification (Fixture *f, gconstpointer data)
   vhost_user_virtqueue_set_notification (vq, TRUE);
   g_assert_cmpuint (vhu_test_driver_get_used_flags (drv), ==, 0);
   g_assert_false (vhost_user_virtqueue_is_empty (vq));
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   vhost_user_virtqueue_push (vq, elem, serve_element (qstate (f, 0), elem));
   vhost_user_virtq_element_unref (elem);
   g_assert_true (vhost_user_virtqueue_is_empty (vq));
@@ -1345,7 +1228,7 @@ test_notification (Fixture *f, gconstpointer data)
   add_simple (f, 0, out, 16, 16);
   g_assert_true (vhu_test_driver_publish (drv));
   g_assert_false (vhost_user_virtqueue_is_empty (vq));
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   vhost_user_virtqueue_push (vq, elem, 0);
   vhost_user_virtq_element_unref (elem);
 
@@ -1354,7 +1237,7 @@ test_notification (Fixture *f, gconstpointer data)
   vhu_test_driver_set_no_interrupt (drv, TRUE);
   add_simple (f, 0, out, 16, 16);
   vhu_test_driver_publish (drv);
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   vhost_user_virtqueue_push (vq, elem, 0);
   vhost_user_virtq_element_unref (elem);
   g_assert_cmpuint (read_call (f, 0), ==, 0);
@@ -1386,7 +1269,7 @@ test_notification_event_idx (Fixture *f, gconstpointer data)
 
   add_simple (f, 0, out, 16, 16);
   g_assert_true (vhu_test_driver_publish (drv)); /* avail_event 0 is crossed */
-  a = pop_ok (f, 0);
+  a = vhu_test_pop (queue (f, 0));
   /* Disabled: popping does not move avail_event. */
   g_assert_cmpuint (vhu_test_driver_get_avail_event (drv), ==, 0);
   add_simple (f, 0, out, 16, 16);
@@ -1397,12 +1280,12 @@ test_notification_event_idx (Fixture *f, gconstpointer data)
   vhost_user_virtqueue_set_notification (vq, TRUE);
   g_assert_cmpuint (vhu_test_driver_get_avail_event (drv), ==, 1);
   g_assert_false (vhost_user_virtqueue_is_empty (vq));
-  b = pop_ok (f, 0);
+  b = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhu_test_driver_get_avail_event (drv), ==, 2);
   g_assert_true (vhost_user_virtqueue_is_empty (vq));
   add_simple (f, 0, out, 16, 16);
   g_assert_true (vhu_test_driver_publish (drv));
-  c = pop_ok (f, 0);
+  c = vhu_test_pop (queue (f, 0));
 
   /* used_event 1: the call comes when the used index passes 1, once. */
   vhu_test_driver_set_used_event (drv, 1);
@@ -1424,45 +1307,6 @@ test_notification_event_idx (Fixture *f, gconstpointer data)
 
 /* ------------------------------------------------------------------------ */
 /* Queues on a worker thread                                                */
-
-typedef struct
-{
-  GMainContext *context;
-  GThread *thread;
-  gint quit;
-} Worker;
-
-static gpointer
-worker_main (gpointer data)
-{
-  Worker *w = data;
-
-  g_main_context_push_thread_default (w->context);
-  while (!g_atomic_int_get (&w->quit))
-    g_main_context_iteration (w->context, TRUE);
-  g_main_context_pop_thread_default (w->context);
-  return NULL;
-}
-
-static Worker *
-worker_new (void)
-{
-  Worker *w = g_new0 (Worker, 1);
-
-  w->context = g_main_context_new ();
-  w->thread = g_thread_new ("vring-worker", worker_main, w);
-  return w;
-}
-
-static void
-worker_free (Worker *w)
-{
-  g_atomic_int_set (&w->quit, 1);
-  g_main_context_wakeup (w->context);
-  g_thread_join (w->thread);
-  g_main_context_unref (w->context);
-  g_free (w);
-}
 
 /* Waits until a counter of the device (changed on another thread) reaches @n. */
 static void
@@ -1536,10 +1380,10 @@ run_requests (Fixture *f, guint q, guint n, guint per_round)
 static void
 test_worker (Fixture *f, gconstpointer data)
 {
-  Worker *w = worker_new ();
+  VhuTestWorker *w = vhu_test_worker_new ("vring-worker");
   QueueState *qs = qstate (f, 0);
   VhostUserVirtqueue *vq = queue (f, 0);
-  guint total = requests_wanted (20000) / 4;
+  guint total = vhu_test_requests_wanted (20000) / 4;
   int old_call;
   guint32 base;
 
@@ -1562,11 +1406,11 @@ test_worker (Fixture *f, gconstpointer data)
 
   /* L8 on the worker: the call eventfd replaced; calls go to the new one. */
   old_call = f->call[0];
-  f->call[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
-  read_eventfd (old_call);
+  f->call[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
+  vhu_test_read_eventfd (old_call);
   run_requests (f, 0, total / 4 + 1, 8);
-  g_assert_cmpuint (read_eventfd (old_call), ==, 0);
+  g_assert_cmpuint (vhu_test_read_eventfd (old_call), ==, 0);
   g_assert_cmpuint (read_call (f, 0), >, 0);
   close (old_call);
 
@@ -1632,7 +1476,7 @@ test_worker (Fixture *f, gconstpointer data)
   /* Shutdown: the front-end goes; the device's thread stops the ring on
    * the worker; then the worker ends. */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpint (g_atomic_int_get (&qs->stopped), ==, 3);
   g_assert_cmpint (g_atomic_int_get (&qs->wrong_thread), ==, 0);
   g_assert_false (vhost_user_virtqueue_get_started (vq));
@@ -1640,17 +1484,17 @@ test_worker (Fixture *f, gconstpointer data)
   /* Moved back while the worker still runs, then the worker ends. */
   vhost_user_virtqueue_set_context (vq, NULL);
   g_assert_true (vhost_user_virtqueue_get_context (vq) == g_main_context_default ());
-  worker_free (w);
+  vhu_test_worker_free (w);
 }
 
 /* A running queue moves to a worker and back. */
 static void
 test_worker_move (Fixture *f, gconstpointer data)
 {
-  Worker *w = worker_new ();
+  VhuTestWorker *w = vhu_test_worker_new ("vring-worker");
   QueueState *qs = qstate (f, 0);
   VhostUserVirtqueue *vq = queue (f, 0);
-  guint total = requests_wanted (20000) / 10 + 1;
+  guint total = vhu_test_requests_wanted (20000) / 10 + 1;
 
   negotiate (f, BASE_FEATURES);
   start_queue (f, 0, 64, 0);
@@ -1687,7 +1531,7 @@ test_worker_move (Fixture *f, gconstpointer data)
     g_assert_cmpuint (got, ==, head);
     check_response (f->drv[0], got, len, out, 32, 32);
   }
-  worker_free (w);
+  vhu_test_worker_free (w);
 
   qs->mode = MODE_ECHO;
   qs->budget = 0;
@@ -1707,7 +1551,7 @@ test_stop_restart (Fixture *f, gconstpointer data)
   QueueState *qs = qstate (f, 0);
   guint num = 64;
   Expect *expect = g_new0 (Expect, num);
-  guint cycles = MAX (10, requests_wanted (20000) / 200);
+  guint cycles = MAX (10, vhu_test_requests_wanted (20000) / 200);
 
   negotiate (f, BASE_FEATURES | VF (RING_EVENT_IDX));
   start_queue (f, 0, num, 65500); /* the index wraps on the way */
@@ -1877,8 +1721,8 @@ log_open (Fixture *f, Log *log)
   g_assert_cmpuint (reply.payload.u64, ==, 0);
   vhu_message_clear (&reply);
 
-  log->call_fd = new_eventfd ();
-  call_ok (f, VHOST_USER_REQUEST_SET_LOG_FD, NULL, 0, &log->call_fd, 1);
+  log->call_fd = vhu_test_new_eventfd ();
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_LOG_FD, NULL, 0, &log->call_fd, 1);
 }
 
 static void
@@ -1988,7 +1832,7 @@ static void
 dirty_log_test (Fixture *f, gboolean log_all, gboolean event_idx, guint num)
 {
   guint64 features = BASE_FEATURES | (event_idx ? VF (RING_EVENT_IDX) : 0);
-  guint n = MIN (requests_wanted (20000) / 20 + 1, 300);
+  guint n = MIN (vhu_test_requests_wanted (20000) / 20 + 1, 300);
   Log log = { 0 };
 
   negotiate (f, features);
@@ -2005,11 +1849,12 @@ dirty_log_test (Fixture *f, gboolean log_all, gboolean event_idx, guint num)
     {
       guint64 with_log = features | VF (LOG_ALL);
 
-      call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &with_log, sizeof with_log, NULL, 0);
+      vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_FEATURES, &with_log, sizeof with_log,
+                                 NULL, 0);
     }
   send_vring_addr (f, 0, 1u << VHU_VRING_F_LOG);
   log_clear (&log);
-  read_eventfd (log.call_fd);
+  vhu_test_read_eventfd (log.call_fd);
 
   run_logged_requests (f, &log, n, log_all);
   if (log_all && event_idx)
@@ -2019,14 +1864,15 @@ dirty_log_test (Fixture *f, gboolean log_all, gboolean event_idx, guint num)
     }
   log_check (&log, 2ull * RAM_SIZE);
   if (log_all)
-    g_assert_cmpuint (read_eventfd (log.call_fd), >, 0);
+    g_assert_cmpuint (vhu_test_read_eventfd (log.call_fd), >, 0);
   else
-    g_assert_cmpuint (read_eventfd (log.call_fd), ==, 0);
+    g_assert_cmpuint (vhu_test_read_eventfd (log.call_fd), ==, 0);
 
   /* Migration ends: LOG_ALL off, nothing more logged. */
   if (log_all)
     {
-      call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, NULL, 0);
+      vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features,
+                                 NULL, 0);
       log_clear (&log);
       run_logged_requests (f, &log, 10, FALSE);
       log_check (&log, 2ull * RAM_SIZE);
@@ -2127,14 +1973,14 @@ assert_broken_only (Fixture *f, guint q, gint errors)
   g_assert_null (elem);
   g_assert_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_QUEUE_BROKEN);
   g_assert_true (vhost_user_virtqueue_is_empty (queue (f, q)));
-  g_assert_cmpuint (read_eventfd (f->err[q]), ==, 1);
+  g_assert_cmpuint (vhu_test_read_eventfd (f->err[q]), ==, 1);
 
   kicked = g_atomic_int_get (&qs->kicked);
   kick (f, q);
   vhu_test_frontend_flush (f->fe);
   g_assert_cmpint (g_atomic_int_get (&qs->kicked), ==, kicked);
   g_assert_cmpuint (vhu_test_driver_get_used_idx (f->drv[q]), ==, used);
-  g_assert_cmpuint (read_eventfd (f->err[q]), ==, 0);
+  g_assert_cmpuint (vhu_test_read_eventfd (f->err[q]), ==, 0);
 
   assert_queue_healthy (f, 1 - q);
   round_trip (f, 1 - q);
@@ -2594,7 +2440,7 @@ test_bad_r16 (Fixture *f, gconstpointer data)
 
     added = vhu_test_driver_add (drv, bufs, 1, TRUE);
     vhu_test_driver_publish (drv);
-    elem = pop_ok (f, 0);
+    elem = vhu_test_pop (queue (f, 0));
     vhost_user_virtqueue_push (queue (f, 0), elem, 100);
     vhost_user_virtq_element_unref (elem);
     g_assert_true (vhu_test_driver_get_used (drv, &head, &len));
@@ -2606,7 +2452,7 @@ test_bad_r16 (Fixture *f, gconstpointer data)
 
     added = vhu_test_driver_add (drv, bufs, 2, FALSE);
     vhu_test_driver_publish (drv);
-    elem = pop_ok (f, 0);
+    elem = vhu_test_pop (queue (f, 0));
     vhost_user_virtqueue_push (queue (f, 0), elem, G_MAXSIZE);
     vhost_user_virtq_element_unref (elem);
     g_assert_true (vhu_test_driver_get_used (drv, &head, &len));
@@ -2651,7 +2497,7 @@ test_bad_r18 (Fixture *f, gconstpointer data)
   struct iovec saved[2];
   guint n_iov, head;
   guint32 len;
-  guint iterations = MAX (100, requests_wanted (20000) / 10);
+  guint iterations = MAX (100, vhu_test_requests_wanted (20000) / 10);
   Flipper fl;
   GThread *thread;
 
@@ -2666,7 +2512,7 @@ test_bad_r18 (Fixture *f, gconstpointer data)
   raw_desc (f, 41, SCRATCH + 64, 32, VHU_VRING_DESC_F_WRITE, 0);
   vhu_test_driver_put_avail (drv, 40);
   vhu_test_driver_publish (drv);
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   iov = vhost_user_virtq_element_get_out_iov (elem, &n_iov);
   g_assert_cmpuint (n_iov, ==, 1);
   saved[0] = iov[0];
@@ -2691,7 +2537,7 @@ test_bad_r18 (Fixture *f, gconstpointer data)
   raw_desc (f, 40, table, 32, VHU_VRING_DESC_F_INDIRECT, 0);
   vhu_test_driver_put_avail (drv, 40);
   vhu_test_driver_publish (drv);
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   raw_table (f, table, 1, 1ull << 40, 1, VHU_VRING_DESC_F_INDIRECT, 7);
   iov = vhost_user_virtq_element_get_in_iov (elem, &n_iov);
   g_assert_true (n_iov == 1 && iov[0].iov_len == 32);
@@ -2713,7 +2559,7 @@ test_bad_r18 (Fixture *f, gconstpointer data)
 
       vhu_test_driver_put_avail (drv, 40);
       vhu_test_driver_publish (drv);
-      elem = pop_ok (f, 0);
+      elem = vhu_test_pop (queue (f, 0));
       size = vhost_user_virtq_element_get_out_size (elem);
       iov = vhost_user_virtq_element_get_out_iov (elem, &n_iov);
       for (guint k = 0; k < n_iov; k++)
@@ -2772,7 +2618,7 @@ test_bad_r22 (Fixture *f, gconstpointer data)
   VhuTestDriver *drv;
   guint num = 128;
   Expect *expect = g_new0 (Expect, num);
-  guint n = MAX (200, requests_wanted (20000) / 20), done = 0;
+  guint n = MAX (200, vhu_test_requests_wanted (20000) / 20), done = 0;
 
   negotiate (f, BASE_FEATURES | VF (RING_EVENT_IDX));
   start_queue (f, 0, num, 0);
@@ -2841,12 +2687,12 @@ test_bad_r23 (Fixture *f, gconstpointer data)
   round_trip (f, 0);
 
   /* Disabled but started: kicks are harmless. */
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 0, 0);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, 0, 0);
   for (guint i = 0; i < 100; i++)
     kick (f, 0);
   vhu_test_frontend_flush (f->fe);
   g_assert_false (vhost_user_virtqueue_get_enabled (queue (f, 0)));
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 0, 1);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, 0, 1);
   round_trip (f, 0);
   assert_queue_healthy (f, 0);
   round_trip (f, 1);
@@ -2896,11 +2742,11 @@ test_bad_r25 (Fixture *f, gconstpointer data)
   drv = f->drv[0];
   addr = vhu_test_driver_get_vring_addr (drv, 0, 0);
   addr.avail_user_addr = addr.used_user_addr;
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-  close_fd (&f->kick[0]);
-  f->kick[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  vhu_test_close_fd (&f->kick[0]);
+  f->kick[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
   raw_desc (f, 0, SCRATCH, 64, VHU_VRING_DESC_F_WRITE, 0);
   vhu_test_driver_get_used_ring (drv)->ring[0].id = 0;
   __atomic_store_n (&vhu_test_driver_get_used_ring (drv)->idx, 1, __ATOMIC_RELEASE);
@@ -2916,7 +2762,7 @@ test_bad_r25 (Fixture *f, gconstpointer data)
   {
     gint errors = g_atomic_int_get (&qstate (f, 0)->broken_errors);
 
-    read_eventfd (f->err[0]);
+    vhu_test_read_eventfd (f->err[0]);
     round_trip (f, 0);
     g_assert_cmpint (g_atomic_int_get (&qstate (f, 0)->broken_errors), ==, errors);
     g_assert_false (vhost_user_virtqueue_get_broken (queue (f, 0)));
@@ -2941,14 +2787,14 @@ test_lifecycle_l1 (Fixture *f, gconstpointer data)
   heads[0] = offer_one (f, 0, out[0]);
 
   /* Queue 0: size, base and kick, no memory. */
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, 0, RING_NUM);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 0);
-  f->call[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
-  f->err[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, 0, f->err[0]);
-  f->kick[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_NUM, 0, RING_NUM);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 0);
+  f->call[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
+  f->err[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ERR, 0, f->err[0]);
+  f->kick[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
   kick (f, 0);
   vhu_test_frontend_flush (f->fe);
   g_assert_cmpint (qs->started, ==, 0);
@@ -2968,13 +2814,13 @@ test_lifecycle_l1 (Fixture *f, gconstpointer data)
 
   /* Queue 1: memory there, the kick before the addresses. */
   heads[1] = offer_one (f, 1, out[1]);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, 1, RING_NUM);
-  f->call[1] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 1, f->call[1]);
-  f->err[1] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, 1, f->err[1]);
-  f->kick[1] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, 1, f->kick[1]);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_NUM, 1, RING_NUM);
+  f->call[1] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 1, f->call[1]);
+  f->err[1] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ERR, 1, f->err[1]);
+  f->kick[1] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, 1, f->kick[1]);
   kick (f, 1);
   vhu_test_frontend_flush (f->fe);
   g_assert_cmpint (qstate (f, 1)->started, ==, 0);
@@ -3002,22 +2848,22 @@ test_lifecycle_l2 (Fixture *f, gconstpointer data)
   vhu_test_driver_set_base (f->drv[0], 5);
   head = offer_one (f, 0, out);
 
-  f->call[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
-  f->err[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, 0, f->err[0]);
-  f->kick[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
+  f->call[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
+  f->err[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ERR, 0, f->err[0]);
+  f->kick[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
   kick (f, 0);
   vhu_test_frontend_flush (f->fe);
   g_assert_cmpint (qs->started, ==, 0);
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, 0, RING_NUM);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_NUM, 0, RING_NUM);
   kick (f, 0);
   vhu_test_frontend_flush (f->fe);
   g_assert_cmpint (qs->started, ==, 0);
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 5);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_BASE, 0, 5);
   g_assert_cmpint (qs->started, ==, 0);
   g_assert_false (vhost_user_virtqueue_get_started (queue (f, 0)));
 
@@ -3035,9 +2881,9 @@ reconnect (Fixture *f)
 {
   for (guint q = 0; q < N_QUEUES; q++)
     {
-      close_fd (&f->call[q]);
-      close_fd (&f->err[q]);
-      close_fd (&f->kick[q]);
+      vhu_test_close_fd (&f->call[q]);
+      vhu_test_close_fd (&f->err[q]);
+      vhu_test_close_fd (&f->kick[q]);
       g_clear_pointer (&f->drv[q], vhu_test_driver_free);
     }
   f->fe = vhu_test_frontend_new_for_device (VHOST_USER_DEVICE (f->device));
@@ -3071,7 +2917,7 @@ test_lifecycle_l4 (Fixture *f, gconstpointer data)
   snapshot = g_memdup2 (vhu_test_driver_get_used_ring (drv), used_size);
 
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (VHOST_USER_DEVICE (f->device)));
   g_assert_cmpint (qs->stopped, ==, 1);
   g_assert_false (vhost_user_virtqueue_get_started (queue (f, 0)));
@@ -3081,7 +2927,7 @@ test_lifecycle_l4 (Fixture *f, gconstpointer data)
   vhost_user_virtqueue_push (queue (f, 0), elem, serve_element (qs, elem));
   vhost_user_virtq_element_unref (elem);
   g_ptr_array_set_size (qs->held, 0);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpmem (vhu_test_driver_get_used_ring (drv), used_size, snapshot, used_size);
   g_assert_cmpuint (read_call (f, 0), ==, 0);
 
@@ -3102,12 +2948,12 @@ test_lifecycle_l4 (Fixture *f, gconstpointer data)
   g_free (snapshot);
   snapshot = g_memdup2 (vhu_test_driver_get_used_ring (f->drv[0]), used_size);
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_false (vhost_user_device_get_connected (VHOST_USER_DEVICE (f->device)));
   elem = g_ptr_array_steal_index (qs->held, 0);
   vhost_user_virtqueue_push (queue (f, 0), elem, serve_element (qs, elem));
   vhost_user_virtq_element_unref (elem);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_assert_cmpmem (vhu_test_driver_get_used_ring (f->drv[0]), used_size, snapshot, used_size);
 
   reconnect (f);
@@ -3129,18 +2975,18 @@ test_element_outlives_device (Fixture *f, gconstpointer data)
   qstate (f, 0)->mode = MODE_IGNORE;
   start_queue (f, 0, RING_NUM, 0);
   offer_one (f, 0, out);
-  elem = pop_ok (f, 0);
+  elem = vhu_test_pop (queue (f, 0));
   g_assert_cmpuint (vhost_user_virtq_element_get_out_size (elem), ==, 24);
 
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
   g_object_unref (f->device);
   g_assert_null (f->device);
 
   /* Still readable (it keeps the memory mapped); dropping it frees it. */
   g_assert_cmpuint (vhost_user_virtq_element_read (elem, 0, out, sizeof out), ==, 24);
   vhost_user_virtq_element_unref (elem);
-  drain_default_context ();
+  vhu_test_drain_default_context ();
 }
 
 /* L5: new memory tables while the rings run. */
@@ -3211,8 +3057,8 @@ test_lifecycle_l5 (Fixture *f, gconstpointer data)
     g_assert_false (vhost_user_virtqueue_get_started (queue (f, 0)));
     g_assert_false (vhost_user_virtqueue_get_started (queue (f, 1)));
     g_assert_cmpint (qs->stopped, ==, 1);
-    g_assert_cmpuint (read_eventfd (f->err[0]), ==, 1);
-    g_assert_cmpuint (read_eventfd (f->err[1]), ==, 1);
+    g_assert_cmpuint (vhu_test_read_eventfd (f->err[0]), ==, 1);
+    g_assert_cmpuint (vhu_test_read_eventfd (f->err[1]), ==, 1);
     kick (f, 0);
     vhu_test_frontend_flush (f->fe);
   }
@@ -3244,26 +3090,26 @@ test_lifecycle_l8 (Fixture *f, gconstpointer data)
   g_assert_cmpuint (read_call (f, 0), ==, 1);
 
   old_call = f->call[0];
-  f->call[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
+  f->call[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
   for (guint i = 0; i < 3; i++)
     round_trip (f, 0);
-  g_assert_cmpuint (read_eventfd (old_call), ==, 0);
+  g_assert_cmpuint (vhu_test_read_eventfd (old_call), ==, 0);
   g_assert_cmpuint (read_call (f, 0), ==, 3);
   close (old_call);
 
   /* No call fd at all: nothing to signal, nothing breaks. */
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 0, -1);
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 0, -1);
   round_trip (f, 0);
   g_assert_cmpuint (read_call (f, 0), ==, 0);
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, 0, f->call[0]);
   round_trip (f, 0);
   g_assert_cmpuint (read_call (f, 0), ==, 1);
 
   /* A new kick fd: the old one is no longer listened to. */
   old_kick = f->kick[0];
-  f->kick[0] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
+  f->kick[0] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, 0, f->kick[0]);
   vhu_test_frontend_flush (f->fe);
   head = offer_one (f, 0, out);
   g_assert_cmpint (eventfd_write (old_kick, 1), ==, 0);

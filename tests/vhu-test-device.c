@@ -687,3 +687,28 @@ vhu_test_device_get_rarp_mac (VhuTestDevice *self)
   g_return_val_if_fail (VHU_IS_TEST_DEVICE (self), NULL);
   return self->rarp_mac;
 }
+
+/* The plain device */
+
+struct _VhuTestPlainDevice
+{
+  VhostUserDevice parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (VhuTestPlainDevice, vhu_test_plain_device, VHOST_USER_TYPE_DEVICE)
+
+static void
+vhu_test_plain_device_class_init (VhuTestPlainDeviceClass *klass)
+{
+}
+
+static void
+vhu_test_plain_device_init (VhuTestPlainDevice *self)
+{
+}
+
+VhostUserDevice *
+vhu_test_plain_device_new (void)
+{
+  return g_object_new (VHU_TYPE_TEST_PLAIN_DEVICE, NULL);
+}

@@ -4,7 +4,8 @@
  *
  * A small VhostUserDevice subclass for the tests: a virtio-blk-like config
  * space, a configurable feature set, and a record of every signal the device
- * emits, for the tests to assert on.
+ * emits, for the tests to assert on. And a plain one, with the library's
+ * defaults only.
  */
 
 #pragma once
@@ -78,5 +79,16 @@ void vhu_test_device_add_shared_object (VhuTestDevice *self, const char *uuid, i
 /* "extras": the last NET_SET_MTU value and SEND_RARP MAC (NULL if none). */
 guint vhu_test_device_get_mtu (VhuTestDevice *self);
 GBytes *vhu_test_device_get_rarp_mac (VhuTestDevice *self);
+
+/* The smallest possible device: a VhostUserDevice subclass that overrides
+ * nothing, so everything it does is the library's default. */
+#define VHU_TYPE_TEST_PLAIN_DEVICE (vhu_test_plain_device_get_type ())
+G_DECLARE_FINAL_TYPE (VhuTestPlainDevice,
+                      vhu_test_plain_device,
+                      VHU,
+                      TEST_PLAIN_DEVICE,
+                      VhostUserDevice)
+
+VhostUserDevice *vhu_test_plain_device_new (void);
 
 G_END_DECLS

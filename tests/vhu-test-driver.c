@@ -296,6 +296,37 @@ vhu_test_driver_get_used_gpa (VhuTestDriver *drv)
   return drv->used_gpa;
 }
 
+guint64
+vhu_test_driver_start_ring (VhuTestDriver *drv,
+                            VhuTestFrontend *fe,
+                            guint index,
+                            guint16 base,
+                            guint32 addr_flags,
+                            int *kick_fd,
+                            int *call_fd,
+                            int *err_fd)
+{
+  VhuVringAddr addr = vhu_test_driver_get_vring_addr (drv, index, addr_flags);
+
+  vhu_test_frontend_vring_state_ok (fe, VHOST_USER_REQUEST_SET_VRING_NUM, index, drv->num);
+  vhu_test_frontend_vring_state_ok (fe, VHOST_USER_REQUEST_SET_VRING_BASE, index, base);
+  vhu_test_frontend_call_ok (fe, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  if (*call_fd < 0)
+    {
+      *call_fd = vhu_test_new_eventfd ();
+      vhu_test_frontend_vring_fd_ok (fe, VHOST_USER_REQUEST_SET_VRING_CALL, index, *call_fd);
+    }
+  if (*err_fd < 0)
+    {
+      *err_fd = vhu_test_new_eventfd ();
+      vhu_test_frontend_vring_fd_ok (fe, VHOST_USER_REQUEST_SET_VRING_ERR, index, *err_fd);
+    }
+  vhu_test_frontend_vring_state_ok (fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, index, 1);
+  vhu_test_close_fd (kick_fd);
+  *kick_fd = vhu_test_new_eventfd ();
+  return vhu_test_frontend_vring_fd_ack (fe, VHOST_USER_REQUEST_SET_VRING_KICK, index, *kick_fd);
+}
+
 /* Chains */
 
 static guint16

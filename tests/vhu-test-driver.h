@@ -90,6 +90,23 @@ guint64 vhu_test_driver_get_desc_gpa (VhuTestDriver *drv);
 guint64 vhu_test_driver_get_avail_gpa (VhuTestDriver *drv);
 guint64 vhu_test_driver_get_used_gpa (VhuTestDriver *drv);
 
+/* Starts the driver's ring as ring @index of the device behind @fe, every
+ * message with NEED_REPLY: SET_VRING_NUM, SET_VRING_BASE @base,
+ * SET_VRING_ADDR (@addr_flags), SET_VRING_CALL and SET_VRING_ERR with new
+ * eventfds stored in *@call_fd and *@err_fd (only where these are -1: a
+ * restart keeps the ones given before), SET_VRING_ENABLE 1, and
+ * SET_VRING_KICK with a new eventfd stored in *@kick_fd (the old one
+ * closed). The fds are the caller's. Every ack but the last must be 0; the
+ * SET_VRING_KICK one, which starts the ring, is returned. */
+guint64 vhu_test_driver_start_ring (VhuTestDriver *drv,
+                                    VhuTestFrontend *fe,
+                                    guint index,
+                                    guint16 base,
+                                    guint32 addr_flags,
+                                    int *kick_fd,
+                                    int *call_fd,
+                                    int *err_fd);
+
 /* Adds a chain of @n buffers: @n descriptors, or with @indirect one
  * descriptor pointing at a table of @n. Written but not published (see
  * vhu_test_driver_publish()). Returns the head, or -1 when there are not

@@ -15,11 +15,9 @@
 #define G_LOG_DOMAIN "VhuTestFrontend"
 #endif
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -84,19 +82,9 @@ typedef enum
 } ReadResult;
 
 static void
-close_fd (int *fd)
-{
-  if (*fd >= 0)
-    {
-      close (*fd);
-      *fd = -1;
-    }
-}
-
-static void
 keep_fd (int *slot, int fd)
 {
-  close_fd (slot);
+  vhu_test_close_fd (slot);
   *slot = fd;
 }
 
@@ -132,7 +120,7 @@ vhu_test_guest_ram_free (VhuTestGuestRam *ram)
 
   if (ram->host != NULL)
     munmap (ram->host, ram->size);
-  close_fd (&ram->fd);
+  vhu_test_close_fd (&ram->fd);
   g_free (ram);
 }
 
@@ -207,13 +195,13 @@ vhu_test_frontend_free (VhuTestFrontend *fe)
   if (fe == NULL)
     return;
 
-  close_fd (&fe->fd);
-  close_fd (&fe->backend_fd);
+  vhu_test_close_fd (&fe->fd);
+  vhu_test_close_fd (&fe->backend_fd);
   for (i = 0; i < VHU_TEST_MAX_QUEUES; i++)
     {
-      close_fd (&fe->kick_fds[i]);
-      close_fd (&fe->call_fds[i]);
-      close_fd (&fe->err_fds[i]);
+      vhu_test_close_fd (&fe->kick_fds[i]);
+      vhu_test_close_fd (&fe->call_fds[i]);
+      vhu_test_close_fd (&fe->err_fds[i]);
     }
   g_clear_pointer (&fe->context, g_main_context_unref);
   g_free (fe);
@@ -770,12 +758,73 @@ vhu_test_frontend_call_ack (VhuTestFrontend *fe,
   return expect_u64_reply (fe, request);
 }
 
+/* Fails the test unless @request was acked with 0. */
+static void
+check_ack (guint32 request, guint64 ack)
+{
+  if (ack != 0)
+    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
+}
+
+void
+vhu_test_frontend_call_ok (VhuTestFrontend *fe,
+                           guint32 request,
+                           const void *payload,
+                           guint32 size,
+                           const int *fds,
+                           guint n_fds)
+{
+  check_ack (request, vhu_test_frontend_call_ack (fe, request, payload, size, fds, n_fds));
+}
+
 void
 vhu_test_frontend_vring_state (VhuTestFrontend *fe, guint32 request, guint32 index, guint32 num)
 {
   VhuVringState state = { .index = index, .num = num };
 
   send_checked (fe, request, VHU_VERSION, &state, sizeof state, NULL, 0);
+}
+
+void
+vhu_test_frontend_vring_state_ok (VhuTestFrontend *fe,
+                                  guint32 request,
+                                  guint32 index,
+                                  guint32 num)
+{
+  VhuVringState state = { .index = index, .num = num };
+
+  vhu_test_frontend_call_ok (fe, request, &state, sizeof state, NULL, 0);
+}
+
+guint64
+vhu_test_frontend_vring_fd_ack (VhuTestFrontend *fe, guint32 request, guint32 index, int fd)
+{
+  guint64 value = index;
+
+  if (fd < 0)
+    value |= VHU_VRING_NOFD;
+  return vhu_test_frontend_call_ack (fe, request, &value, sizeof value, fd >= 0 ? &fd : NULL,
+                                     fd >= 0 ? 1 : 0);
+}
+
+void
+vhu_test_frontend_vring_fd_ok (VhuTestFrontend *fe, guint32 request, guint32 index, int fd)
+{
+  check_ack (request, vhu_test_frontend_vring_fd_ack (fe, request, index, fd));
+}
+
+void
+vhu_test_frontend_negotiate (VhuTestFrontend *fe, guint64 features, guint64 protocol_features)
+{
+  guint64 offered = vhu_test_frontend_get_u64 (fe, VHOST_USER_REQUEST_GET_FEATURES);
+
+  g_assert_cmphex (offered & features, ==, features);
+  offered = vhu_test_frontend_get_u64 (fe, VHOST_USER_REQUEST_GET_PROTOCOL_FEATURES);
+  g_assert_cmphex (offered & protocol_features, ==, protocol_features);
+  vhu_test_frontend_set_u64 (fe, VHOST_USER_REQUEST_SET_PROTOCOL_FEATURES, protocol_features);
+  vhu_test_frontend_call_ok (fe, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
+  vhu_test_frontend_call_ok (fe, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features,
+                             NULL, 0);
 }
 
 guint32
@@ -1367,31 +1416,4 @@ vhu_test_frontend_virtio_user_stop (VhuTestFrontend *fe)
     vhu_test_frontend_stop_ring (fe, i);
 
   vhu_test_frontend_flush (fe);
-}
-
-/* Leak checks */
-
-guint
-vhu_test_count_fds (void)
-{
-  DIR *dir;
-  struct dirent *entry;
-  guint n = 0;
-  int self;
-
-  dir = opendir ("/proc/self/fd");
-  fe_check (dir != NULL, "opendir /proc/self/fd: %s", g_strerror (errno));
-  self = dirfd (dir);
-
-  while ((entry = readdir (dir)) != NULL)
-    {
-      if (entry->d_name[0] == '.')
-        continue;
-      if (atoi (entry->d_name) == self)
-        continue;
-      n++;
-    }
-  closedir (dir);
-
-  return n;
 }

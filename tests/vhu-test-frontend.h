@@ -14,6 +14,7 @@
 #include <libvhostuser-glib/libvhostuser-glib.h>
 
 #include "vhu-message.h"
+#include "vhu-test-util.h"
 
 G_BEGIN_DECLS
 
@@ -107,7 +108,28 @@ guint64 vhu_test_frontend_call_ack (VhuTestFrontend *fe,
                                     guint32 size,
                                     const int *fds,
                                     guint n_fds);
+/* Sends with NEED_REPLY and fails the test unless the device acks it (0). */
+void vhu_test_frontend_call_ok (VhuTestFrontend *fe,
+                                guint32 request,
+                                const void *payload,
+                                guint32 size,
+                                const int *fds,
+                                guint n_fds);
 void vhu_test_frontend_vring_state (VhuTestFrontend *fe, guint32 request, guint32 index, guint32 num);
+/* SET_VRING_NUM/BASE/ENABLE...: the state sent with NEED_REPLY, acked. */
+void vhu_test_frontend_vring_state_ok (VhuTestFrontend *fe,
+                                       guint32 request,
+                                       guint32 index,
+                                       guint32 num);
+/* SET_VRING_KICK/CALL/ERR with NEED_REPLY: @fd (borrowed), or NOFD when
+ * @fd is -1. _ack returns the REPLY_ACK status; _ok fails unless it is 0. */
+guint64 vhu_test_frontend_vring_fd_ack (VhuTestFrontend *fe, guint32 request, guint32 index, int fd);
+void vhu_test_frontend_vring_fd_ok (VhuTestFrontend *fe, guint32 request, guint32 index, int fd);
+/* Feature negotiation as QEMU starts it: GET_FEATURES and
+ * GET_PROTOCOL_FEATURES (each must offer at least what is then acked),
+ * SET_PROTOCOL_FEATURES @protocol_features, then SET_OWNER and SET_FEATURES
+ * @features, both acked (so @protocol_features must hold REPLY_ACK). */
+void vhu_test_frontend_negotiate (VhuTestFrontend *fe, guint64 features, guint64 protocol_features);
 guint32 vhu_test_frontend_get_vring_base (VhuTestFrontend *fe, guint32 index);
 /* SET_VRING_KICK/CALL/ERR with a new eventfd (returned; caller closes) or with NOFD. */
 int vhu_test_frontend_set_vring_fd (VhuTestFrontend *fe, guint32 request, guint32 index, gboolean with_fd);
@@ -238,8 +260,5 @@ guint64 vhu_test_frontend_set_config (VhuTestFrontend *fe,
                                       const guint8 *data,
                                       guint32 size,
                                       guint32 flags);
-
-/* /proc/self/fd entries, to check that nothing leaks. */
-guint vhu_test_count_fds (void);
 
 G_END_DECLS
