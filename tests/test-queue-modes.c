@@ -427,11 +427,19 @@ sync_queue (Fixture *f, guint q)
       g_main_context_iteration (NULL, FALSE);
       return;
     }
-  idle = g_idle_source_new ();
-  g_source_set_callback (idle, set_flag, &done, NULL);
-  g_source_attach (idle, context);
-  g_source_unref (idle);
-  WAIT_UNTIL (g_atomic_int_get (&done));
+  /* Twice: an idle attached while the worker sits in poll() may be
+   * dispatched in that same iteration, before any source was prepared
+   * again; the second one runs after a whole new iteration, whose prepare
+   * phase took up what was set before. */
+  for (guint round = 0; round < 2; round++)
+    {
+      done = 0;
+      idle = g_idle_source_new ();
+      g_source_set_callback (idle, set_flag, &done, NULL);
+      g_source_attach (idle, context);
+      g_source_unref (idle);
+      WAIT_UNTIL (g_atomic_int_get (&done));
+    }
 }
 
 /* Adds one request (REQ_SIZE bytes to read, as many to write). */
