@@ -12,8 +12,13 @@
  * write-zeroes, read-only images, malformed requests (an error status, never
  * a hang), the config space, resizing (a config-change message on the
  * back-end channel), several queues, a queue stopped and a front-end gone
- * with I/O in flight. And the program itself: options, capabilities, the
- * image lock.
+ * with I/O in flight. Queue modes (event, adaptive, poll) on the device's
+ * context and with the queues on worker threads (as vhost-user-blk
+ * --threads runs them: each thread with its I/O engine, whose completions
+ * must come on the queue's thread), thousands of requests checked against
+ * the shadow. And the program itself: options, capabilities, the image
+ * lock, SIGTERM while a front-end is connected to queues polled on worker
+ * threads.
  */
 
 #include <errno.h>
@@ -28,8 +33,12 @@
 
 #include <glib/gstdio.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "vhu-blk-device.h"
 #include "vhu-blk-io-private.h"
+#include "vhu-queue-threads.h"
 #include "vhu-test-driver.h"
 #include "vhu-test-frontend.h"
 
@@ -56,6 +65,8 @@ typedef struct
   gboolean read_only;
   const char *serial;
   guint num_queues;
+  VhostUserQueueMode mode; /* of every queue */
+  guint threads;           /* worker threads for the queues (0: the device's context) */
 } Params;
 
 typedef struct
@@ -75,6 +86,9 @@ typedef struct
   guint64 features;
   GRand *rand;
   guint fds_before;
+  VhuWorkers *workers;
+  gint wrong_thread;   /* queue signals on another thread than the queue's */
+  gint worker_signals; /* queue signals on a worker thread */
 } Fixture;
 
 /* ------------------------------------------------------------------------ */
@@ -157,6 +171,49 @@ make_device (const Params *p, const char *path, GError **error)
   return vhu_blk_device_new (&options, error);
 }
 
+/* Every queue signal comes on its queue's thread. */
+static void
+on_queue_signal (VhostUserDevice *device, VhostUserVirtqueue *queue, gpointer user_data)
+{
+  Fixture *f = user_data;
+  GMainContext *context = vhost_user_virtqueue_get_context (queue);
+
+  if (!g_main_context_is_owner (context))
+    g_atomic_int_inc (&f->wrong_thread);
+  else if (context != vhost_user_device_get_context (device))
+    g_atomic_int_inc (&f->worker_signals);
+}
+
+/* The case's queue mode, and its worker threads (queue i on thread i mod
+ * N, as the program places them). */
+static void
+place_queues (Fixture *f)
+{
+  VhostUserDevice *device = VHOST_USER_DEVICE (f->device);
+  guint n_queues = MAX (f->p->num_queues, 1);
+
+  for (guint q = 0; q < n_queues; q++)
+    vhost_user_virtqueue_set_mode (vhost_user_device_get_queue (device, q), f->p->mode);
+  if (f->p->threads > 0)
+    {
+      f->workers = vhu_workers_new (f->p->threads, "vhu-test-blk");
+      for (guint q = 0; q < n_queues; q++)
+        {
+          g_autoptr (GError) error = NULL;
+          GMainContext *context = vhu_workers_get_context (f->workers, q % f->p->threads);
+
+          g_assert_true (vhu_blk_device_set_queue_context (f->device, q, context, &error));
+          g_assert_no_error (error);
+          g_assert_true (vhu_blk_device_get_queue_context (f->device, q) == context);
+          g_assert_true (vhost_user_virtqueue_get_context (vhost_user_device_get_queue (device, q))
+                         == context);
+        }
+    }
+  g_signal_connect (device, "queue-started", G_CALLBACK (on_queue_signal), f);
+  g_signal_connect (device, "queue-stopped", G_CALLBACK (on_queue_signal), f);
+  g_signal_connect (device, "queue-kicked", G_CALLBACK (on_queue_signal), f);
+}
+
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
@@ -185,6 +242,7 @@ fixture_set_up (Fixture *f, gconstpointer data)
   f->device = make_device (f->p, f->path, &error);
   g_assert_no_error (error);
   g_object_add_weak_pointer (G_OBJECT (f->device), (gpointer *) &f->device);
+  place_queues (f);
   f->fe = vhu_test_frontend_new_for_device (VHOST_USER_DEVICE (f->device));
   f->ram = vhu_test_guest_ram_new (RAM_SIZE, 0, RAM_UVA);
 }
@@ -198,8 +256,13 @@ fixture_tear_down (Fixture *f, gconstpointer data)
       return;
     }
 
+  /* The front-end goes first (the rings stop on their threads), then the
+   * threads, then the device (which drains the engines): as the program
+   * does it. */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
   drain_default_context ();
+  g_clear_pointer (&f->workers, vhu_workers_free);
+  g_assert_cmpint (g_atomic_int_get (&f->wrong_thread), ==, 0);
   if (f->device != NULL)
     {
       g_object_unref (f->device);
@@ -302,8 +365,9 @@ start_queue (Fixture *f, guint q, guint16 base)
   f->kick[q] = new_eventfd ();
   vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
   vhu_test_frontend_flush (f->fe);
-  g_assert_true (vhost_user_virtqueue_get_started (
-    vhost_user_device_get_queue (VHOST_USER_DEVICE (f->device), q)));
+  if (f->device != NULL) /* NULL: the program's, in another process */
+    g_assert_true (vhost_user_virtqueue_get_started (
+      vhost_user_device_get_queue (VHOST_USER_DEVICE (f->device), q)));
 }
 
 static void
@@ -334,6 +398,26 @@ wait_used (Fixture *f, guint q, guint n)
         g_usleep (50);
       if (g_get_monotonic_time () > deadline)
         g_error ("queue %u: %u used entries did not come", q, n);
+    }
+}
+
+/* Iterates until the device has handed requests to an engine, or (on a
+ * worker thread, which may be done before this looks) has returned all
+ * @n requests queue 0 has. */
+static void
+wait_in_flight (Fixture *f, guint n)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  VhuTestDriver *drv = f->drv[0];
+
+  while (vhu_blk_device_get_in_flight (f->device) == 0
+         && (guint16) (vhu_test_driver_get_used_idx (drv) - vhu_test_driver_get_last_used (drv))
+              < n)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (50);
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no request went to the I/O engine");
     }
 }
 
@@ -1309,8 +1393,7 @@ start_reads (Fixture *f, guint n, Req *r)
     add_req (f, 0, r);
   vhu_test_driver_publish (f->drv[0]);
   kick (f, 0);
-  while (vhu_blk_device_get_in_flight (f->device) == 0)
-    g_main_context_iteration (NULL, TRUE);
+  wait_in_flight (f, n);
 }
 
 /* GET_VRING_BASE waits for what is in flight: its answer comes after the
@@ -1394,8 +1477,7 @@ test_disconnect_in_flight (Fixture *f, gconstpointer data)
         add_req (f, 0, &r);
       vhu_test_driver_publish (f->drv[0]);
       kick (f, 0);
-      while (vhu_blk_device_get_in_flight (f->device) == 0)
-        g_main_context_iteration (NULL, TRUE);
+      wait_in_flight (f, n);
 
       g_clear_pointer (&f->fe, vhu_test_frontend_free);
       while (vhost_user_device_get_connected (VHOST_USER_DEVICE (f->device)))
@@ -1427,6 +1509,113 @@ test_disconnect_in_flight (Fixture *f, gconstpointer data)
   assert_healthy (f);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Queue modes and worker threads                                           */
+
+/* Every queue busy at once for many rounds, on a range of its own: batches
+ * of writes (to slots that do not overlap within a batch), reads of what
+ * was written in other layouts, a flush now and then; every answer checked
+ * against the shadow, the image too at the end. The queues run in the
+ * case's mode, on the device's context or on worker threads. */
+static void
+test_many (Fixture *f, gconstpointer data)
+{
+  const guint rounds = 150, slot = 8, per_batch = 9;
+  guint n_queues = MAX (f->p->num_queues, 1);
+  guint64 slots_per_queue = IMAGE_SIZE / SECTOR / slot / n_queues;
+  guint total = 0;
+
+  if (f->dir == NULL)
+    return;
+  set_up_device (f);
+
+  for (guint round = 0; round < rounds; round++)
+    for (guint pass = 0; pass < 2; pass++)
+      {
+        Req reqs[MAX_QUEUES][16];
+        guint heads[MAX_QUEUES][16];
+        guint8 *datas[MAX_QUEUES][16] = { { NULL } };
+        guint64 slots[MAX_QUEUES][16];
+        guint n[MAX_QUEUES];
+
+        for (guint q = 0; q < n_queues; q++)
+          {
+            n[q] = g_rand_int_range (f->rand, 1, per_batch + 1);
+            for (guint i = 0; i < n[q]; i++)
+              {
+                Req *r = &reqs[q][i];
+
+                /* Distinct slots within the batch: i-th of a random start. */
+                slots[q][i] = (guint64) q * slots_per_queue
+                              + ((guint64) round * 7 + i * (slots_per_queue / per_batch))
+                                  % slots_per_queue;
+                memset (r, 0, sizeof *r);
+                r->sector = slots[q][i] * slot;
+                if (pass == 0)
+                  {
+                    datas[q][i] = g_malloc (slot * SECTOR);
+                    fill_random (f->rand, datas[q][i], slot * SECTOR);
+                    r->type = VHU_BLK_T_OUT;
+                    r->out = datas[q][i];
+                    r->out_len = slot * SECTOR;
+                  }
+                else
+                  {
+                    r->type = VHU_BLK_T_IN;
+                    r->in_len = slot * SECTOR;
+                  }
+                r->n_data = g_rand_int_range (f->rand, 1, 5);
+                r->layout = g_rand_int_range (f->rand, 0, 3);
+                r->indirect = g_rand_boolean (f->rand);
+                heads[q][i] = add_req (f, q, r);
+              }
+            vhu_test_driver_publish (f->drv[q]);
+            kick (f, q);
+          }
+
+        for (guint q = 0; q < n_queues; q++)
+          {
+            wait_used (f, q, n[q]);
+            for (guint k = 0; k < n[q]; k++)
+              {
+                g_autofree guint8 *in = g_malloc (slot * SECTOR + 1);
+                guint head, i;
+                guint32 len;
+
+                g_assert_true (vhu_test_driver_get_used (f->drv[q], &head, &len));
+                for (i = 0; i < n[q] && heads[q][i] != head; i++)
+                  ;
+                g_assert_cmpuint (i, <, n[q]);
+                heads[q][i] = G_MAXUINT;
+                g_assert_cmpuint (len, ==, reqs[q][i].in_len + 1);
+                vhu_test_driver_read_in (f->drv[q], head, in, reqs[q][i].in_len + 1);
+                g_assert_cmpuint (in[reqs[q][i].in_len], ==, VHU_BLK_S_OK);
+                if (pass == 0)
+                  memcpy (f->shadow + reqs[q][i].sector * SECTOR, datas[q][i], slot * SECTOR);
+                else
+                  g_assert_cmpmem (in, slot * SECTOR, f->shadow + reqs[q][i].sector * SECTOR,
+                                   slot * SECTOR);
+                g_free (datas[q][i]);
+                total++;
+              }
+          }
+        if (pass == 1 && round % 10 == 9)
+          g_assert_cmpuint (do_simple (f, VHU_BLK_T_FLUSH, 0, NULL, 0, 0, NULL), ==,
+                            VHU_BLK_S_OK);
+      }
+
+  g_test_message ("%u requests on %u queue(s)", total, n_queues);
+  for (guint q = 0; q < n_queues; q++)
+    g_assert_cmpuint (vhu_blk_device_get_queue_requests (f->device, q), >=, rounds);
+  g_assert_cmpuint (vhu_blk_device_get_stat (f->device, VHU_BLK_STAT_ERRORS), ==, 0);
+  check_image (f);
+  assert_healthy (f);
+  if (f->p->threads > 0)
+    g_assert_cmpint (g_atomic_int_get (&f->worker_signals), >, 0);
+  else
+    g_assert_cmpint (g_atomic_int_get (&f->worker_signals), ==, 0);
+}
 
 /* ------------------------------------------------------------------------ */
 /* The I/O engines on their own                                             */
@@ -1633,6 +1822,11 @@ test_program_options (void)
     { { sock_arg, "--blk-file=/nonexistent/disk.img", NULL }, "/nonexistent/disk.img" },
     { { sock_arg, "--blk-file=/dev/null", NULL }, "neither" },
     { { file_arg, NULL }, NULL },
+    { { sock_arg, file_arg, "--queue-mode=busy", NULL }, "--queue-mode" },
+    { { sock_arg, file_arg, "--threads=-1", NULL }, "--threads" },
+    { { sock_arg, file_arg, "--threads=65", NULL }, "--threads" },
+    { { sock_arg, file_arg, "--poll-us=10", NULL }, "--poll-us" },
+    { { sock_arg, file_arg, "--queue-mode=adaptive", "--poll-us=-2", NULL }, "--poll-us" },
   };
 
   g_assert_no_error (error);
@@ -1750,6 +1944,108 @@ test_program_lock (void)
   g_rmdir (dir);
 }
 
+static int
+connect_unix (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
+  g_assert_no_errno (connect (fd, (struct sockaddr *) &addr, sizeof addr));
+  return fd;
+}
+
+/* The program with two queues polled on two worker threads (or waiting for
+ * kicks there): requests on both queues, then SIGTERM while the front-end
+ * is connected: it exits 0, closing the connection, with every write on
+ * the image. */
+static void
+test_program_sigterm (gconstpointer data)
+{
+  const char *mode = data;
+  static const Params params = { .num_queues = MAX_QUEUES };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("vhu-test-blk-XXXXXX", &error);
+  g_autofree char *image = g_build_filename (dir, "disk.img", NULL);
+  g_autofree char *sock = g_build_filename (dir, "blk.sock", NULL);
+  g_autofree char *file_arg = g_strdup_printf ("--blk-file=%s", image);
+  g_autofree char *sock_arg = g_strdup_printf ("--socket-path=%s", sock);
+  g_autofree char *mode_arg = g_strdup_printf ("--queue-mode=%s", mode);
+  const char *argv[] = { VHOST_USER_BLK_PATH, sock_arg, file_arg, "--num-queues=2",
+                         "--threads=2", mode_arg, NULL };
+  g_autoptr (GSubprocess) proc = NULL;
+  g_autofree char *contents = NULL;
+  Fixture fixture = { 0 }, *f = &fixture;
+  guint8 out[4 * SECTOR], in[4 * SECTOR];
+  gint64 deadline;
+  gsize len;
+
+  g_assert_no_error (error);
+  f->p = &params;
+  f->rand = g_rand_new_with_seed (g_test_rand_int ());
+  f->size = IMAGE_SIZE;
+  f->shadow = g_malloc (f->size);
+  fill_random (f->rand, f->shadow, f->size);
+  g_file_set_contents (image, (const char *) f->shadow, f->size, &error);
+  g_assert_no_error (error);
+  for (guint q = 0; q < MAX_QUEUES; q++)
+    f->kick[q] = f->call[q] = f->err[q] = -1;
+
+  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (!g_file_test (sock, G_FILE_TEST_EXISTS))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (10000);
+    }
+  f->fe = vhu_test_frontend_new (connect_unix (sock), NULL);
+  f->ram = vhu_test_guest_ram_new (RAM_SIZE, 0, RAM_UVA);
+  set_up_device (f);
+
+  for (guint q = 0; q < MAX_QUEUES; q++)
+    for (guint i = 0; i < 50; i++)
+      {
+        guint64 sector = (q * 50 + i) * 4;
+        Req w = { .type = VHU_BLK_T_OUT, .sector = sector, .out = out, .out_len = sizeof out,
+                  .n_data = 2 };
+        Req r = { .type = VHU_BLK_T_IN, .sector = sector, .in_len = sizeof in, .indirect = TRUE };
+
+        fill_random (f->rand, out, sizeof out);
+        g_assert_cmpuint (do_req (f, q, &w, NULL), ==, VHU_BLK_S_OK);
+        memcpy (f->shadow + sector * SECTOR, out, sizeof out);
+        g_assert_cmpuint (do_req (f, q, &r, in), ==, VHU_BLK_S_OK);
+        g_assert_cmpmem (in, sizeof in, out, sizeof out);
+      }
+
+  g_subprocess_send_signal (proc, SIGTERM);
+  g_assert_true (vhu_test_frontend_wait_closed (f->fe, WAIT_MS));
+  g_subprocess_wait (proc, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (proc), ==, 0);
+  g_assert_false (g_file_test (sock, G_FILE_TEST_EXISTS));
+
+  g_file_get_contents (image, &contents, &len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (contents, len, f->shadow, f->size);
+
+  g_clear_pointer (&f->fe, vhu_test_frontend_free);
+  for (guint q = 0; q < MAX_QUEUES; q++)
+    {
+      g_clear_pointer (&f->drv[q], vhu_test_driver_free);
+      close_fd (&f->kick[q]);
+      close_fd (&f->call[q]);
+      close_fd (&f->err[q]);
+    }
+  g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
+  g_free (f->shadow);
+  g_rand_free (f->rand);
+  g_unlink (image);
+  g_rmdir (dir);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const Params engines[] = {
@@ -1766,7 +2062,7 @@ engine_name (VhuBlkAio aio)
 int
 main (int argc, char **argv)
 {
-  static Params variants[G_N_ELEMENTS (engines)][4];
+  static Params variants[G_N_ELEMENTS (engines)][16];
 
   g_test_init (&argc, &argv, NULL);
   /* GTask's class keeps an fd of its own from first use (config changes
@@ -1810,6 +2106,46 @@ main (int argc, char **argv)
       ADD ("multi-queue", mq, test_multi_queue);
       ADD ("stop-in-flight", p, test_stop_in_flight);
       ADD ("disconnect-in-flight", p, test_disconnect_in_flight);
+
+      /* Queue modes on the device's context, and worker threads. */
+      {
+        static const struct
+        {
+          const char *path;
+          VhostUserQueueMode mode;
+          guint threads;
+          guint num_queues;
+          void (*func) (Fixture *f, gconstpointer data);
+        } modes[] = {
+          { "modes/adaptive", VHOST_USER_QUEUE_MODE_ADAPTIVE, 0, MAX_QUEUES, test_many },
+          { "modes/poll", VHOST_USER_QUEUE_MODE_POLL, 0, MAX_QUEUES, test_many },
+          { "modes/poll-stop-in-flight", VHOST_USER_QUEUE_MODE_POLL, 0, 1, test_stop_in_flight },
+          { "workers/event", VHOST_USER_QUEUE_MODE_EVENT, 2, MAX_QUEUES, test_many },
+          { "workers/adaptive", VHOST_USER_QUEUE_MODE_ADAPTIVE, 2, MAX_QUEUES, test_many },
+          { "workers/poll", VHOST_USER_QUEUE_MODE_POLL, 2, MAX_QUEUES, test_many },
+          { "workers/poll-one-thread", VHOST_USER_QUEUE_MODE_POLL, 1, MAX_QUEUES, test_many },
+          { "workers/read-write", VHOST_USER_QUEUE_MODE_EVENT, 1, 1, test_read_write },
+          { "workers/stop-in-flight", VHOST_USER_QUEUE_MODE_EVENT, 1, 1, test_stop_in_flight },
+          { "workers/poll-stop-in-flight", VHOST_USER_QUEUE_MODE_POLL, 1, 1,
+            test_stop_in_flight },
+          { "workers/disconnect-in-flight", VHOST_USER_QUEUE_MODE_EVENT, 1, 1,
+            test_disconnect_in_flight },
+          { "workers/poll-disconnect-in-flight", VHOST_USER_QUEUE_MODE_POLL, 1, 1,
+            test_disconnect_in_flight },
+        };
+
+        g_assert_cmpuint (G_N_ELEMENTS (modes) + 4, <=, G_N_ELEMENTS (variants[e]));
+        for (guint m = 0; m < G_N_ELEMENTS (modes); m++)
+          {
+            Params *v = &variants[e][4 + m];
+
+            *v = *p;
+            v->mode = modes[m].mode;
+            v->threads = modes[m].threads;
+            v->num_queues = modes[m].num_queues;
+            ADD (modes[m].path, v, modes[m].func);
+          }
+      }
 #undef ADD
       {
         g_autofree char *path = g_strdup_printf ("/vhost-user-blk/%s/engine", name);
@@ -1819,6 +2155,9 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/vhost-user-blk/program/options", test_program_options);
   g_test_add_func ("/vhost-user-blk/program/lock", test_program_lock);
+  g_test_add_data_func ("/vhost-user-blk/program/sigterm-poll", "poll", test_program_sigterm);
+  g_test_add_data_func ("/vhost-user-blk/program/sigterm-adaptive", "adaptive",
+                        test_program_sigterm);
 
   return g_test_run ();
 }

@@ -9,7 +9,9 @@
 # equal its TX counters, packets and bytes; with io forwarding the packets
 # circulate (the rate is printed, for comparisons, not asserted). testpmd
 # restarted against the same back-end works again; two queue pairs both
-# carry frames; SIGTERM makes the back-end exit 0.
+# carry frames; the same with the queues polled on a worker thread
+# (--queue-mode=poll --threads=1) and in adaptive mode; SIGTERM makes the
+# back-end exit 0, also while testpmd is still connected.
 #
 # Environment: VHU_TOOLS_DIR (the build's tools/ directory).
 
@@ -313,6 +315,40 @@ class DpdkLoopbackTest(unittest.TestCase):
             self.assertGreater(sent, 0, log)
             self.assertEqual(sent, received, log)
         self.assertEqual(sum(sent for sent, _ in pairs.values()), s['TX-packets'], log)
+
+    def queue_mode_session(self, name, *options):
+        sock = os.path.join(self.tmp.name, name + '.sock')
+        backend = Backend(sock, os.path.join(self.tmp.name, name + '.log'), '--loopback',
+                          *options)
+        try:
+            t = self.spawn_testpmd(sock)
+            s = self.exact_session(t)
+            print('%s: %d packets, %d bytes sent and received'
+                  % (name, s['TX-packets'], s['TX-bytes']), file=sys.stderr)
+            # Once more after a restart of testpmd: the rings start again on
+            # the worker.
+            self.assertEqual(t.quit(), 0)
+            t = self.spawn_testpmd(sock)
+            self.exact_session(t)
+            t.command('set fwd io')
+            t.command('start tx_first 4')
+            time.sleep(0.5)
+        finally:
+            # SIGTERM with testpmd connected and forwarding (the queues
+            # busy): the back-end exits 0.
+            status = backend.terminate()
+        log = backend.log()
+        self.assertEqual(status, 0, log)
+        t.kill()
+        pairs = {int(m.group(1)): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
+            r'pair (\d+): (\d+) frames sent by the driver, (\d+) received', log)}
+        self.assertEqual(sorted(pairs), [0], log)
+
+    def test_poll_worker_thread(self):
+        self.queue_mode_session('poll', '--queue-mode=poll', '--threads=1')
+
+    def test_adaptive(self):
+        self.queue_mode_session('adaptive', '--queue-mode=adaptive', '--poll-us=20')
 
     def test_reconnect(self):
         for i in range(3):

@@ -17,6 +17,16 @@
  * root; skipped otherwise): the device's tap interface, and a packet socket
  * on it as the other end of the wire.
  *
+ * Queue modes and threads: round trips with the pairs' queues in each mode
+ * (event, adaptive, poll) on the device's context, where control messages
+ * must still be answered while a queue polls; and with the pairs on worker
+ * threads (as vhost-user-net --threads runs them), in each mode, thousands
+ * of frames on every pair checked byte for byte, the rings stopped and
+ * restarted under traffic, the control queue and SEND_RARP on the device's
+ * thread reaching pairs on workers, the tap on a worker, and a clean
+ * shutdown. And the program: its options, and SIGTERM while a front-end is
+ * connected to pairs polled on worker threads (exits 0).
+ *
  * VHU_TEST_NET_FRAMES sets how many frames the round-trip tests send
  * (3000 by default).
  */
@@ -33,10 +43,15 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include "vhu-net-device.h"
 #include "vhu-net-frame.h"
+#include "vhu-queue-threads.h"
 #include "vhu-test-driver.h"
 #include "vhu-test-frontend.h"
 
@@ -72,6 +87,9 @@ typedef struct
   /* Frames sent and not received yet, per pair (GBytes, without header). */
   GQueue expected[MAX_QUEUES / 2];
   int packet_fd; /* tap tests: a packet socket on the tap interface */
+  VhuWorkers *workers; /* the pairs' threads, if any */
+  gint wrong_thread;   /* queue signals that came on another thread than their queue's */
+  gint worker_signals; /* queue signals on a worker thread */
 } Fixture;
 
 typedef struct
@@ -137,6 +155,8 @@ typedef struct
   gint param;             /* the test's own */
   const RoundTrip *trip;  /* test_round_trip */
   gboolean tap;           /* a device on a tap interface, not loopback */
+  VhostUserQueueMode mode; /* of the pairs' queues */
+  guint threads;          /* worker threads for the pairs (0: the device's context) */
 } Case;
 
 #define TAP_NAME "vhutest0"
@@ -214,6 +234,20 @@ open_packet_socket (const char *name)
   return fd;
 }
 
+/* Every queue signal comes on its queue's thread: the device's for the
+ * control queue and for pairs left there, the pair's worker otherwise. */
+static void
+on_queue_signal (VhostUserDevice *device, VhostUserVirtqueue *queue, gpointer user_data)
+{
+  Fixture *f = user_data;
+  GMainContext *context = vhost_user_virtqueue_get_context (queue);
+
+  if (!g_main_context_is_owner (context))
+    g_atomic_int_inc (&f->wrong_thread);
+  else if (context != vhost_user_device_get_context (device))
+    g_atomic_int_inc (&f->worker_signals);
+}
+
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
@@ -244,6 +278,17 @@ fixture_set_up (Fixture *f, gconstpointer data)
       f->device = vhu_net_device_new_loopback (pairs);
     }
   g_object_add_weak_pointer (G_OBJECT (f->device), (gpointer *) &f->device);
+  vhu_net_device_set_queue_mode (f->device, c->mode, 0);
+  if (c->threads > 0)
+    {
+      f->workers = vhu_workers_new (c->threads, "vhu-test-net");
+      for (guint k = 0; k < pairs; k++)
+        vhu_net_device_set_pair_context (f->device, k,
+                                         vhu_workers_get_context (f->workers, k % c->threads));
+    }
+  g_signal_connect (f->device, "queue-started", G_CALLBACK (on_queue_signal), f);
+  g_signal_connect (f->device, "queue-stopped", G_CALLBACK (on_queue_signal), f);
+  g_signal_connect (f->device, "queue-kicked", G_CALLBACK (on_queue_signal), f);
   f->fe = vhu_test_frontend_new_for_device (VHOST_USER_DEVICE (f->device));
   f->ram = vhu_test_guest_ram_new (RAM_SIZE, 0, RAM_UVA);
   for (guint q = 0; q < MAX_QUEUES; q++)
@@ -258,9 +303,13 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 {
   if (f->device == NULL)
     return; /* skipped */
+  /* The front-end goes first (the rings stop on their threads), then the
+   * threads, then the device: as the program does it. */
   g_clear_pointer (&f->fe, vhu_test_frontend_free);
   close_fd (&f->packet_fd);
   drain_default_context ();
+  g_clear_pointer (&f->workers, vhu_workers_free);
+  g_assert_cmpint (g_atomic_int_get (&f->wrong_thread), ==, 0);
   g_object_unref (f->device);
   g_assert_null (f->device);
   for (guint q = 0; q < MAX_QUEUES; q++)
@@ -355,8 +404,9 @@ start_queue (Fixture *f, guint q, guint num)
   f->kick[q] = new_eventfd ();
   vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
   vhu_test_frontend_flush (f->fe);
-  g_assert_true (vhost_user_virtqueue_get_started (
-    vhost_user_device_get_queue (VHOST_USER_DEVICE (f->device), q)));
+  if (f->device != NULL) /* NULL: the program's, in another process */
+    g_assert_true (vhost_user_virtqueue_get_started (
+      vhost_user_device_get_queue (VHOST_USER_DEVICE (f->device), q)));
   return f->drv[q];
 }
 
@@ -1335,6 +1385,20 @@ tap_wait_rx (Fixture *f, guint n)
   return have;
 }
 
+/* Lets the device run until @n transmit chains of pair 0 are used (not
+ * taken yet) or the time is up. */
+static void
+tap_wait_tx_used (Fixture *f, guint n)
+{
+  gint64 deadline = g_get_monotonic_time () + TAP_WAIT_US;
+  VhuTestDriver *drv = f->drv[1];
+
+  while ((guint16) (vhu_test_driver_get_used_idx (drv) - vhu_test_driver_get_last_used (drv)) < n
+         && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
 /* The next frame the device wrote to the tap (what the stack received),
  * into @buf; -1 if none came in time. */
 static gssize
@@ -1397,6 +1461,17 @@ test_tap_round_trip (Fixture *f, gconstpointer data)
       tap_wait_rx (f, 10);
       received += check_received (f, 0);
     }
+  /* A frame may take several buffers; on a worker thread, the last ones
+   * may come after the wait above. */
+  {
+    gint64 deadline = g_get_monotonic_time () + TAP_WAIT_US;
+
+    while (received < n && g_get_monotonic_time () < deadline)
+      {
+        tap_wait_rx (f, 1);
+        received += check_received (f, 0);
+      }
+  }
   g_assert_cmpuint (received, ==, n);
   g_assert_true (g_queue_is_empty (&f->expected[0]));
 
@@ -1410,6 +1485,9 @@ test_tap_round_trip (Fixture *f, gconstpointer data)
       publish (f, 1);
       g_assert_cmpint (tap_receive (f, buf, 65536), ==, (gssize) len);
       g_assert_cmpmem (buf, len, frame, len);
+      /* On a worker thread, the chain may come back just after the frame
+       * went out. */
+      tap_wait_tx_used (f, 1);
       g_assert_cmpuint (reap_tx (f, 0), ==, 1);
     }
   s = stats (f);
@@ -1641,6 +1719,380 @@ test_tap_mq (Fixture *f, gconstpointer data)
   g_assert_cmpuint (stats (f).rx_dropped, ==, 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Queue modes and worker threads                                           */
+
+#define ASYNC_WAIT_US (30 * G_USEC_PER_SEC)
+
+/* Publishes what was added to queue @q and kicks if the device asked for
+ * it, without waiting: the device may run on another thread. */
+static void
+publish_async (Fixture *f, guint q)
+{
+  if (vhu_test_driver_publish (f->drv[q]))
+    g_assert_cmpint (eventfd_write (f->kick[q], 1), ==, 0);
+}
+
+/* Nothing came: let the device's context run (control messages, and pairs
+ * left there), then give the other threads a moment. */
+static void
+idle_wait (gint64 deadline, const char *what)
+{
+  if (!g_main_context_iteration (NULL, FALSE))
+    g_usleep (50);
+  if (g_get_monotonic_time () > deadline)
+    g_error ("timed out waiting for %s", what);
+}
+
+/* @total more frames on each of @pairs pairs, in random sizes and layouts,
+ * receive buffers posted as the rings have room (of random sizes with
+ * mergeable buffers, 1526 bytes without), until every frame sent (these,
+ * and any sent before) came back on its pair, byte for byte and in order,
+ * and every transmit chain was returned. Works whether the device runs
+ * here or on other threads. */
+static void
+traffic (Fixture *f, guint pairs, guint total, gboolean mrg)
+{
+  guint sent[MAX_QUEUES / 2] = { 0 };
+  gint64 deadline = g_get_monotonic_time () + ASYNC_WAIT_US;
+  gboolean done = FALSE;
+
+  g_assert_cmpuint (pairs, <=, MAX_QUEUES / 2);
+  while (!done)
+    {
+      gboolean progress = FALSE;
+
+      done = TRUE;
+      for (guint k = 0; k < pairs; k++)
+        {
+          guint rx = 2 * k, tx = 2 * k + 1;
+          guint free_rx = vhu_test_driver_get_n_free (f->drv[rx]);
+          guint batch = g_rand_int_range (f->rand, 1, 65);
+          guint n;
+
+          if (free_rx > 0)
+            {
+              for (guint i = 0; i < free_rx; i++)
+                post_rx (f, rx, 1, mrg ? (guint) g_rand_int_range (f->rand, 64, 700) : HDR + 1514,
+                         FALSE);
+              publish_async (f, rx);
+            }
+          batch = MIN (batch, total - sent[k]);
+          for (guint i = 0; i < batch && vhu_test_driver_get_n_free (f->drv[tx]) >= 5; i++)
+            {
+              gsize len = g_rand_int_range (f->rand, 0, 1515);
+              g_autofree guint8 *frame = random_frame (f, len);
+
+              send_frame (f, k, frame, len, g_rand_int_range (f->rand, 0, N_LAYOUTS));
+              sent[k]++;
+            }
+          publish_async (f, tx);
+
+          /* Each frame is checked against the next one expected. */
+          n = check_received (f, k);
+          progress |= n > 0;
+          n = reap_tx (f, k);
+          progress |= n > 0;
+          if (sent[k] < total || !g_queue_is_empty (&f->expected[k])
+              || vhu_test_driver_get_in_flight (f->drv[tx]) > 0)
+            done = FALSE;
+        }
+      if (!done && !progress)
+        idle_wait (deadline, "the frames to come back");
+    }
+  for (guint k = 0; k < pairs; k++)
+    g_assert_true (g_queue_is_empty (&f->expected[k]));
+}
+
+/* Waits for @n frames on receive queue @q (not taken yet). */
+#define wait_rx(f, q, n) wait_rx_at (f, q, n, G_STRLOC)
+static void
+wait_rx_at (Fixture *f, guint q, guint n, const char *where)
+{
+  gint64 deadline = g_get_monotonic_time () + ASYNC_WAIT_US;
+
+  while ((guint16) (vhu_test_driver_get_used_idx (f->drv[q])
+                    - vhu_test_driver_get_last_used (f->drv[q]))
+         < n)
+    idle_wait (deadline, where);
+}
+
+/* GET_VRING_BASE on queue @q: the ring stops (its thread finishes what it
+ * does first); returns the base. */
+static guint32
+stop_queue (Fixture *f, guint q)
+{
+  return vhu_test_frontend_get_vring_base (f->fe, q);
+}
+
+/* The ring starts again from @base, with the same driver. */
+static void
+restart_queue (Fixture *f, guint q, guint32 base)
+{
+  VhuVringAddr addr = vhu_test_driver_get_vring_addr (f->drv[q], q, 0);
+
+  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, q, vhu_test_driver_get_num (f->drv[q]));
+  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
+  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  close_fd (&f->kick[q]);
+  f->kick[q] = new_eventfd ();
+  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
+  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
+}
+
+/* The pairs in the case's mode, on the device's context or on worker
+ * threads: traffic on every pair; the first pair's rings stopped with
+ * frames waiting (nothing moves while they are stopped, nothing is lost
+ * or doubled) and started again; more traffic; the config space read
+ * meanwhile. A polling queue on the device's context still lets every
+ * control message through. */
+static void
+test_modes_round_trip (Fixture *f, gconstpointer data)
+{
+  const Case *c = data;
+  gboolean mrg = (c->param & 1) != 0, event_idx = (c->param & 2) != 0;
+  guint pairs = MAX (1, c->pairs), total = frames_wanted ();
+  guint8 config[VHU_CONFIG_HEADER_SIZE + sizeof (VhuNetConfig)];
+  guint32 rx_base, tx_base;
+  guint16 rx_used, tx_used;
+  VhuNetStats s;
+
+  negotiate (f, (mrg ? NF (MRG_RXBUF) : 0) | (event_idx ? VF (RING_EVENT_IDX) : 0)
+                  | (pairs > 1 ? NF (MQ) : 0));
+  for (guint q = 0; q < 2 * pairs; q++)
+    start_queue (f, q, 256);
+  for (guint k = 0; k < pairs; k++)
+    g_assert_true (vhu_net_device_get_pair_context (f->device, k)
+                   == (c->threads > 0 ? vhu_workers_get_context (f->workers, k % c->threads)
+                                      : vhost_user_device_get_context (
+                                          VHOST_USER_DEVICE (f->device))));
+
+  traffic (f, pairs, total / 2, mrg);
+
+  /* Stopped with frames waiting on both sides. */
+  {
+    g_autofree guint8 *frame = random_frame (f, 300);
+
+    send_frame (f, 0, frame, 300, LAYOUT_FLAT);
+    tx_base = stop_queue (f, 1);
+    rx_base = stop_queue (f, 0);
+    /* GET_VRING_BASE counts what the device took. */
+    g_assert_cmpuint (tx_base, ==, vhu_test_driver_get_avail_idx (f->drv[1]));
+    g_assert_cmpuint (rx_base, <=, vhu_test_driver_get_avail_idx (f->drv[0]));
+    publish_async (f, 1);
+    rx_used = vhu_test_driver_get_used_idx (f->drv[0]);
+    tx_used = vhu_test_driver_get_used_idx (f->drv[1]);
+    g_assert_cmpuint (vhu_test_frontend_get_config (f->fe, 0, sizeof (VhuNetConfig), config), ==,
+                      sizeof config);
+    g_usleep (20000);
+    drain_default_context ();
+    g_assert_cmpuint (vhu_test_driver_get_used_idx (f->drv[0]), ==, rx_used);
+    g_assert_cmpuint (vhu_test_driver_get_used_idx (f->drv[1]), ==, tx_used);
+    restart_queue (f, 0, rx_base);
+    restart_queue (f, 1, tx_base);
+  }
+  traffic (f, pairs, total / 2, mrg);
+
+  s = stats (f);
+  g_assert_cmpuint (s.tx_frames, ==, pairs * (total / 2 * 2) + 1);
+  g_assert_cmpuint (s.rx_frames, ==, s.tx_frames);
+  g_assert_cmpuint (s.tx_bytes, ==, s.rx_bytes);
+  g_assert_cmpuint (s.tx_dropped, ==, 0);
+  g_assert_cmpuint (s.rx_bad_buffers, ==, 0);
+  if (c->threads > 0)
+    g_assert_cmpint (g_atomic_int_get (&f->worker_signals), >, 0);
+  else
+    g_assert_cmpint (g_atomic_int_get (&f->worker_signals), ==, 0);
+}
+
+/* Pairs on two worker threads, the control queue on the device's: the
+ * driver turns the second pair on and off with the control queue, and a
+ * RARP goes to the first pair's receive queue on its thread. */
+static void
+test_threads_ctrl (Fixture *f, gconstpointer data)
+{
+  const guint ctrl_q = 4;
+  static const guint8 pairs_2[] = { VHU_NET_CTRL_MQ, VHU_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 };
+  static const guint8 pairs_1[] = { VHU_NET_CTRL_MQ, VHU_NET_CTRL_MQ_VQ_PAIRS_SET, 1, 0 };
+  guint8 mac[8] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0, 0 };
+  guint8 want[VHU_NET_RARP_FRAME_SIZE];
+  g_autofree guint8 *frame = random_frame (f, 400);
+  g_auto (Received) r = { 0 };
+
+  negotiate (f, NF (MQ) | NF (CTRL_VQ) | NF (MRG_RXBUF));
+  for (guint q = 0; q < 4; q++)
+    start_queue (f, q, 128);
+  post_rx (f, 0, 16, 2048, FALSE);
+  publish_async (f, 0);
+  post_rx (f, 2, 16, 2048, FALSE);
+  publish_async (f, 2);
+  start_queue (f, ctrl_q, 64);
+
+  /* One pair until the driver says otherwise: the second pair's frame
+   * waits. */
+  send_frame (f, 1, frame, 400, LAYOUT_SPLIT);
+  publish_async (f, 3);
+  send_frame (f, 0, frame, 100, LAYOUT_FLAT);
+  publish_async (f, 1);
+  wait_rx (f, 0, 1);
+  g_assert_cmpuint (check_received (f, 0), ==, 1);
+  g_usleep (20000);
+  g_assert_cmpuint (check_received (f, 1), ==, 0);
+
+  g_assert_cmpint (ctrl (f, ctrl_q, pairs_2, sizeof pairs_2, TRUE), ==, VHU_NET_OK);
+  wait_rx (f, 2, 1);
+  g_assert_cmpuint (check_received (f, 1), ==, 1);
+  g_assert_cmpint (ctrl (f, ctrl_q, pairs_1, sizeof pairs_1, TRUE), ==, VHU_NET_OK);
+  g_assert_cmpuint (vhu_net_device_get_active_pairs (f->device), ==, 1);
+  traffic (f, 1, 500, TRUE);
+
+  /* Room for the announcement first: traffic may have left only the
+   * buffers it used (none free means all are still the device's). */
+  post_rx (f, 0, MIN (2, vhu_test_driver_get_n_free (f->drv[0])), 2048, FALSE);
+  publish_async (f, 0);
+  call_ok (f, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
+  wait_rx (f, 0, 1);
+  g_assert_true (receive_frame (f, 0, &r));
+  vhu_net_build_rarp (want, mac);
+  g_assert_cmpmem (r.data->data, r.data->len, want, sizeof want);
+  g_assert_cmpuint (stats (f).ctrl_ok, ==, 2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The program                                                              */
+
+#define PROGRAM_WAIT_MS 10000
+
+static void
+run_program (const char *const *argv, int *status, char **out, char **err)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err, status, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_program_options (void)
+{
+  static const struct
+  {
+    const char *arg;
+    const char *message;
+  } bad[] = {
+    { "--queue-mode=busy", "--queue-mode" },
+    { "--threads=-1", "--threads" },
+    { "--threads=65", "--threads" },
+    { "--poll-us=100", "--poll-us" },
+    { "--queue-mode=adaptive --poll-us=-2", "--poll-us" },
+    { "--queue-mode=adaptive --poll-us=1000001", "--poll-us" },
+  };
+  g_autofree char *out = NULL, *err = NULL;
+  int status;
+
+  {
+    const char *argv[] = { VHOST_USER_NET_PATH, "--help", NULL };
+
+    run_program (argv, &status, &out, &err);
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+    g_assert_nonnull (strstr (out, "--queue-mode=MODE"));
+    g_assert_nonnull (strstr (out, "--poll-us=N"));
+    g_assert_nonnull (strstr (out, "--threads=N"));
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_auto (GStrv) extra = g_strsplit (bad[i].arg, " ", -1);
+      const char *argv[8] = { VHOST_USER_NET_PATH, "--socket-path=/nonexistent/net.sock",
+                              "--loopback" };
+      guint n = 3;
+
+      for (guint k = 0; extra[k] != NULL; k++)
+        argv[n++] = extra[k];
+      g_clear_pointer (&out, g_free);
+      g_clear_pointer (&err, g_free);
+      run_program (argv, &status, &out, &err);
+      g_assert_true (WIFEXITED (status));
+      g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+      if (strstr (err, bad[i].message) == NULL)
+        g_error ("%s: “%s” does not mention %s", bad[i].arg, err, bad[i].message);
+    }
+}
+
+static int
+connect_unix (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
+  g_assert_no_errno (connect (fd, (struct sockaddr *) &addr, sizeof addr));
+  return fd;
+}
+
+/* The program with two pairs polled on two worker threads: frames go
+ * round on both pairs; SIGTERM while the front-end is connected and the
+ * queues poll makes it exit 0, closing the connection. */
+static void
+test_program_sigterm (gconstpointer data)
+{
+  const char *mode = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("vhu-test-net-XXXXXX", &error);
+  g_autofree char *sock = g_build_filename (dir, "net.sock", NULL);
+  g_autofree char *sock_arg = g_strdup_printf ("--socket-path=%s", sock);
+  g_autofree char *mode_arg = g_strdup_printf ("--queue-mode=%s", mode);
+  const char *argv[] = { VHOST_USER_NET_PATH, sock_arg, "--loopback", "--queue-pairs=2",
+                         "--threads=2", mode_arg, NULL };
+  g_autoptr (GSubprocess) proc = NULL;
+  Fixture fixture = { 0 }, *f = &fixture;
+  gint64 deadline;
+
+  g_assert_no_error (error);
+  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + PROGRAM_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (!g_file_test (sock, G_FILE_TEST_EXISTS))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (10000);
+    }
+
+  f->fe = vhu_test_frontend_new (connect_unix (sock), NULL);
+  f->ram = vhu_test_guest_ram_new (RAM_SIZE, 0, RAM_UVA);
+  f->rand = g_rand_new_with_seed (g_test_rand_int ());
+  f->packet_fd = -1;
+  for (guint q = 0; q < MAX_QUEUES; q++)
+    f->kick[q] = f->call[q] = -1;
+  for (guint k = 0; k < MAX_QUEUES / 2; k++)
+    g_queue_init (&f->expected[k]);
+
+  /* Without a control queue, both pairs carry traffic. */
+  negotiate (f, NF (MQ) | NF (MRG_RXBUF));
+  for (guint q = 0; q < 4; q++)
+    start_queue (f, q, 256);
+  traffic (f, 2, 1000, TRUE);
+
+  g_subprocess_send_signal (proc, SIGTERM);
+  g_assert_true (vhu_test_frontend_wait_closed (f->fe, PROGRAM_WAIT_MS));
+  g_subprocess_wait (proc, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (proc), ==, 0);
+  g_assert_false (g_file_test (sock, G_FILE_TEST_EXISTS));
+
+  g_clear_pointer (&f->fe, vhu_test_frontend_free);
+  for (guint q = 0; q < MAX_QUEUES; q++)
+    {
+      g_clear_pointer (&f->drv[q], vhu_test_driver_free);
+      close_fd (&f->kick[q]);
+      close_fd (&f->call[q]);
+    }
+  g_clear_pointer (&f->ram, vhu_test_guest_ram_free);
+  g_rand_free (f->rand);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1683,6 +2135,22 @@ main (int argc, char **argv)
     { "tap/large-frames-mrg-rxbuf", test_tap_large_frames, { 1, 1, NULL, TRUE } },
     { "tap/tx-malformed", test_tap_tx_malformed, { 1, 0, NULL, TRUE } },
     { "tap/mq", test_tap_mq, { 2, 0, NULL, TRUE } },
+    /* Queue modes on the device's context. */
+    { "modes/adaptive", test_round_trip, { 1, 0, &mrg_random, FALSE, VHOST_USER_QUEUE_MODE_ADAPTIVE } },
+    { "modes/poll", test_round_trip, { 1, 0, &plain_split, FALSE, VHOST_USER_QUEUE_MODE_POLL } },
+    { "modes/main-event", test_modes_round_trip, { 1, 1, NULL, FALSE, VHOST_USER_QUEUE_MODE_EVENT, 0 } },
+    { "modes/main-adaptive", test_modes_round_trip, { 2, 3, NULL, FALSE, VHOST_USER_QUEUE_MODE_ADAPTIVE, 0 } },
+    { "modes/main-poll", test_modes_round_trip, { 2, 0, NULL, FALSE, VHOST_USER_QUEUE_MODE_POLL, 0 } },
+    /* Pairs on worker threads. */
+    { "threads/event", test_modes_round_trip, { 2, 1, NULL, FALSE, VHOST_USER_QUEUE_MODE_EVENT, 2 } },
+    { "threads/event-idx", test_modes_round_trip, { 2, 2, NULL, FALSE, VHOST_USER_QUEUE_MODE_EVENT, 1 } },
+    { "threads/adaptive", test_modes_round_trip, { 3, 3, NULL, FALSE, VHOST_USER_QUEUE_MODE_ADAPTIVE, 2 } },
+    { "threads/poll", test_modes_round_trip, { 2, 1, NULL, FALSE, VHOST_USER_QUEUE_MODE_POLL, 2 } },
+    { "threads/poll-one-thread", test_modes_round_trip, { 2, 0, NULL, FALSE, VHOST_USER_QUEUE_MODE_POLL, 1 } },
+    { "threads/ctrl", test_threads_ctrl, { 2, 0, NULL, FALSE, VHOST_USER_QUEUE_MODE_EVENT, 2 } },
+    { "threads/ctrl-poll", test_threads_ctrl, { 2, 0, NULL, FALSE, VHOST_USER_QUEUE_MODE_POLL, 2 } },
+    { "threads/tap", test_tap_round_trip, { 1, 1, NULL, TRUE, VHOST_USER_QUEUE_MODE_EVENT, 1 } },
+    { "threads/tap-poll", test_tap_round_trip, { 1, 0, NULL, TRUE, VHOST_USER_QUEUE_MODE_POLL, 1 } },
   };
 
   g_test_init (&argc, &argv, NULL);
@@ -1692,5 +2160,8 @@ main (int argc, char **argv)
 
       g_test_add (path, Fixture, &cases[i].c, fixture_set_up, cases[i].func, fixture_tear_down);
     }
+  g_test_add_func ("/vhost-user-net/program/options", test_program_options);
+  g_test_add_data_func ("/vhost-user-net/program/sigterm-poll", "poll", test_program_sigterm);
+  g_test_add_data_func ("/vhost-user-net/program/sigterm-event", "event", test_program_sigterm);
   return g_test_run ();
 }

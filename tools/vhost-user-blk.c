@@ -11,6 +11,11 @@
  *
  * The image's size is checked every second and on SIGHUP: a grown (or
  * shrunk) image is announced to the front-end, which tells the guest.
+ *
+ * The request queues run on the main thread, with the control messages, or
+ * on worker threads (--threads=N: queue i on thread i mod N, each with its
+ * own I/O engine), waiting for the driver's kicks or polling their rings
+ * (--queue-mode).
  */
 
 #include "config.h"
@@ -25,6 +30,7 @@
 #include <libvhostuser-glib/libvhostuser-glib.h>
 
 #include "vhu-blk-device.h"
+#include "vhu-queue-threads.h"
 
 #define SIZE_POLL_INTERVAL_MS 1000u
 
@@ -34,6 +40,7 @@ static gint num_queues = 1;
 static char *serial;
 static char *aio_name;
 static gboolean verbose;
+static VhuQueueOptions queue_options;
 
 static const GOptionEntry entries[] = {
   { "blk-file", 'b', 0, G_OPTION_ARG_FILENAME, &blk_file,
@@ -226,6 +233,19 @@ parse_aio (const char *name, VhuBlkAio *aio, GError **error)
   return TRUE;
 }
 
+/* Queue i on worker i mod N. */
+static gboolean
+place_queues (VhuBlkDevice *device, VhuWorkers *workers, GError **error)
+{
+  guint n = vhu_workers_get_size (workers);
+
+  for (guint i = 0; i < (guint) num_queues; i++)
+    if (!vhu_blk_device_set_queue_context (device, i, vhu_workers_get_context (workers, i % n),
+                                           error))
+      return FALSE;
+  return TRUE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -233,6 +253,7 @@ main (int argc, char **argv)
   g_autoptr (VhuBlkDevice) device = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GSource) sighup = NULL;
+  g_autoptr (VhuWorkers) workers = NULL;
   g_auto (GStrv) args = g_strdupv (argv);
   VhuBlkDeviceOptions options = { 0 };
   VhuBlkAio aio;
@@ -247,6 +268,9 @@ main (int argc, char **argv)
   vhost_user_backend_program_set_summary (
     program, _("Serves a raw image file or a block device as a vhost-user virtio-blk device."));
   vhost_user_backend_program_add_main_entries (program, entries);
+  vhu_queue_options_init (&queue_options);
+  vhost_user_backend_program_add_main_entries (program,
+                                               vhu_queue_options_get_entries (&queue_options));
   vhost_user_backend_program_add_capability (program, "blk-file");
   vhost_user_backend_program_add_capability (program, "read-only");
 
@@ -268,7 +292,7 @@ main (int argc, char **argv)
       g_printerr (_("%s: --num-queues must be from 1 to 256\n"), g_get_prgname ());
       return 1;
     }
-  if (!parse_aio (aio_name, &aio, &error))
+  if (!parse_aio (aio_name, &aio, &error) || !vhu_queue_options_check (&queue_options, &error))
     {
       g_printerr ("%s: %s\n", g_get_prgname (), error->message);
       return 1;
@@ -286,6 +310,22 @@ main (int argc, char **argv)
       return 1;
     }
 
+  /* The threads run before any queue can start, and stop once run() has
+   * disconnected the front-end: no queue runs any more then, and nothing
+   * waits for a worker. They go before the device does. */
+  for (guint i = 0; i < (guint) num_queues; i++)
+    vhu_queue_options_apply (&queue_options,
+                             vhost_user_device_get_queue (VHOST_USER_DEVICE (device), i));
+  if (queue_options.threads > 0)
+    {
+      workers = vhu_workers_new (queue_options.threads, "vhu-blk");
+      if (!place_queues (device, workers, &error))
+        {
+          g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+          return 1;
+        }
+    }
+
   vhu_blk_device_set_size_poll_interval (device, SIZE_POLL_INTERVAL_MS);
   sighup = g_unix_signal_source_new (SIGHUP);
   g_source_set_callback (sighup, on_sighup, device, NULL);
@@ -297,6 +337,9 @@ main (int argc, char **argv)
                   g_get_prgname (), blk_file, read_only ? _(" read-only") : "",
                   vhu_blk_device_get_capacity (device), num_queues,
                   vhu_blk_device_get_io_name (device));
+      g_printerr (_("%s: queues in %s mode, on %s\n"), g_get_prgname (),
+                  queue_options.mode_name != NULL ? queue_options.mode_name : "event",
+                  queue_options.threads > 0 ? _("worker threads") : _("the main thread"));
       g_signal_connect (device, "features-negotiated", G_CALLBACK (on_features_negotiated), NULL);
       g_signal_connect (device, "notify::connected", G_CALLBACK (on_connected), NULL);
       g_signal_connect (device, "queue-started", G_CALLBACK (on_queue_started), NULL);
@@ -305,6 +348,9 @@ main (int argc, char **argv)
 
   status = vhost_user_backend_program_run (program, VHOST_USER_DEVICE (device));
   g_source_destroy (sighup);
+  g_clear_pointer (&workers, vhu_workers_free);
+  g_clear_object (&device);
+  vhu_queue_options_clear (&queue_options);
   if (verbose)
     g_printerr (_("%s: exiting with status %d\n"), g_get_prgname (), status);
   return status;

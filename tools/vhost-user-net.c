@@ -4,6 +4,10 @@
  *
  * vhost-user-net: a virtio-net device back-end. Frames the guest sends come
  * back to it (--loopback), or go to a tap interface (--tap=IFNAME).
+ *
+ * The queue pairs run on the main thread, with the control messages, or
+ * on worker threads (--threads=N: pair k on thread k mod N), waiting for
+ * the driver's kicks or polling their rings (--queue-mode).
  */
 
 #include "config.h"
@@ -15,6 +19,7 @@
 
 #include "vhu-net-device.h"
 #include "vhu-net-frame.h"
+#include "vhu-queue-threads.h"
 
 static gboolean opt_loopback;
 static gchar *opt_tap;
@@ -36,6 +41,8 @@ static const GOptionEntry entries[] = {
     N_("The number of receive/transmit queue pairs (1 to 127)"), N_("N") },
   { NULL }
 };
+
+static VhuQueueOptions queue_options;
 
 static gboolean
 check_options (gchar **args, guint8 mac[6], GError **error)
@@ -81,7 +88,18 @@ check_options (gchar **args, guint8 mac[6], GError **error)
                    opt_queue_pairs, VHU_NET_MAX_QUEUE_PAIRS);
       return FALSE;
     }
-  return TRUE;
+  return vhu_queue_options_check (&queue_options, error);
+}
+
+/* Pair k on worker k mod N: a pair's two queues stay together (loopback
+ * moves frames from one to the other). */
+static void
+place_pairs (VhuNetDevice *device, VhuWorkers *workers)
+{
+  guint n = vhu_workers_get_size (workers);
+
+  for (guint k = 0; k < vhu_net_device_get_queue_pairs (device); k++)
+    vhu_net_device_set_pair_context (device, k, vhu_workers_get_context (workers, k % n));
 }
 
 int
@@ -89,9 +107,11 @@ main (int argc, char **argv)
 {
   g_autoptr (VhostUserBackendProgram) program = NULL;
   g_autoptr (VhuNetDevice) device = NULL;
+  g_autoptr (VhuWorkers) workers = NULL;
   g_autoptr (GError) error = NULL;
   g_auto (GStrv) args = NULL;
   guint8 mac[6];
+  int status;
 
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
@@ -104,6 +124,9 @@ main (int argc, char **argv)
     program, _("A virtio-net device back-end: frames go back to the guest (--loopback) or to a "
                "tap interface (--tap=IFNAME)."));
   vhost_user_backend_program_add_main_entries (program, entries);
+  vhu_queue_options_init (&queue_options);
+  vhost_user_backend_program_add_main_entries (program,
+                                               vhu_queue_options_get_entries (&queue_options));
 
   if (!vhost_user_backend_program_parse (program, &args, &error)
       || (!vhost_user_backend_program_get_print_capabilities (program)
@@ -129,5 +152,18 @@ main (int argc, char **argv)
   if (opt_mtu != -1)
     vhu_net_device_set_mtu (device, opt_mtu);
 
-  return vhost_user_backend_program_run (program, VHOST_USER_DEVICE (device));
+  /* The threads run before any queue can start, and stop once run() has
+   * disconnected the front-end: no queue runs any more then, and nothing
+   * waits for a worker. They go before the device does. */
+  vhu_net_device_set_queue_mode (device, queue_options.mode, queue_options.poll_ns);
+  if (queue_options.threads > 0)
+    {
+      workers = vhu_workers_new (queue_options.threads, "vhu-net");
+      place_pairs (device, workers);
+    }
+  status = vhost_user_backend_program_run (program, VHOST_USER_DEVICE (device));
+  g_clear_pointer (&workers, vhu_workers_free);
+  g_clear_object (&device);
+  vhu_queue_options_clear (&queue_options);
+  return status;
 }

@@ -21,6 +21,15 @@
  * sectors (the guest resubmits what it had in flight, then goes on).
  * (GET_VRING_BASE makes no stale requests: the library answers it once the
  * queue has drained.)
+ *
+ * Threads: a queue may run on a worker thread's context
+ * (vhu_blk_device_set_queue_context()). Its requests then go to an I/O
+ * engine of that context (one engine per context, an IoGroup), so that
+ * they complete, and are pushed, on the queue's own thread. What queues
+ * share is the count of stale requests and the kicks deferred for them
+ * (under a lock), the counters (per queue, read with atomic loads), and
+ * the capacity and the write cache setting, which the device's thread
+ * changes (atomics).
  */
 
 #include "config.h"
@@ -49,17 +58,37 @@
 #define REQUEST_IOV_INITIAL (VHU_BLK_SEG_MAX + 2u)
 
 typedef struct _BlkQueue BlkQueue;
+typedef struct _IoGroup IoGroup;
+
+/* A counter written by its queue's thread alone: a relaxed store, so that
+ * a reader on another thread never sees a torn value. */
+#define STAT_INC(counter) __atomic_store_n (&(counter), (counter) + 1, __ATOMIC_RELAXED)
+#define STAT_GET(counter) __atomic_load_n (&(counter), __ATOMIC_RELAXED)
+
+/* The queues of one context, and the I/O engine whose completions come
+ * there. */
+struct _IoGroup
+{
+  VhuBlkDevice *device;
+  GMainContext *context;
+  VhuBlkIo *io;
+  BlkQueue *touched;    /* the completion batch being collected */
+};
 
 struct _BlkQueue
 {
   VhuBlkDevice *device;
   VhostUserVirtqueue *vq;
+  IoGroup *group;       /* where the queue runs */
+  GSource *resume;      /* takes a deferred kick up, on the queue's context */
+  gboolean flush_negotiated; /* VIRTIO_BLK_F_FLUSH, as the ring started */
+  guint64 stats[VHU_BLK_STAT_N];
   guint epoch;          /* bumped at every start of the ring */
   VhuBlkRequest *free;  /* ready for the next element */
   guint n_allocated;
   guint n_current;      /* in the engine, popped since the last start */
   guint64 n_requests;   /* taken from the ring, in all */
-  gboolean kick_deferred; /* kicked while stale requests were in flight */
+  gboolean kick_deferred; /* kicked while stale requests were in flight (under stale_lock) */
   GPtrArray *blocks;    /* the allocations, for finalize */
 
   /* The completion batch being collected. */
@@ -79,24 +108,24 @@ struct _VhuBlkDevice
   gboolean has_serial;
   guint8 serial[VHU_BLK_ID_BYTES];
 
-  guint64 capacity;      /* sectors */
+  guint64 capacity;      /* sectors (atomic: the device's thread changes it) */
   guint32 blk_size;      /* logical block size, bytes */
   guint8 physical_block_exp;
   guint16 min_io_size;   /* logical blocks */
   guint32 opt_io_size;   /* logical blocks */
   guint32 discard_alignment; /* sectors */
-  gboolean writeback;
+  gint writeback;        /* atomic: the driver sets it through the config space */
 
-  VhuBlkIo *io;
+  VhuBlkAio aio;         /* the engine every group uses */
+  GPtrArray *groups;     /* IoGroup: the device's context's first */
   guint n_queues;
   BlkQueue *queues;
-  BlkQueue *touched;
-  guint n_stale;        /* in the engine, popped before their queue restarted */
-  guint64 stats[VHU_BLK_STAT_N];
+  GMutex stale_lock;
+  gint n_stale;          /* in an engine, popped before their queue restarted (atomic; changed under stale_lock) */
 
   GSource *poll_source;
   GCancellable *cancellable;
-  gboolean disposing;   /* no new requests: the engine drains */
+  gint disposing;        /* atomic: no new requests, the engines drain */
 };
 
 enum
@@ -285,29 +314,51 @@ submit (VhuBlkDevice *self, BlkQueue *q, VhuBlkRequest *req)
 {
   req->in_engine = TRUE;
   q->n_current++;
-  vhu_blk_io_submit (self->io, req);
+  vhu_blk_io_submit (q->group->io, req);
+}
+
+/* The last stale request landed: the queues kicked meanwhile go on, each
+ * on its own context. */
+static void
+stale_request_done (VhuBlkDevice *self)
+{
+  g_mutex_lock (&self->stale_lock);
+  g_assert (self->n_stale > 0);
+  if (g_atomic_int_dec_and_test (&self->n_stale))
+    for (guint i = 0; i < self->n_queues; i++)
+      {
+        BlkQueue *q = &self->queues[i];
+
+        if (q->kick_deferred)
+          {
+            q->kick_deferred = FALSE;
+            g_source_set_ready_time (q->resume, 0);
+          }
+      }
+  g_mutex_unlock (&self->stale_lock);
 }
 
 /* Where a request's answer goes: it is published with the rest of the
- * batch by batch_done(). */
+ * batch by batch_done(). On the queue's context. */
 static void
 request_done (VhuBlkRequest *req, gpointer user_data)
 {
-  VhuBlkDevice *self = user_data;
+  IoGroup *group = user_data;
+  VhuBlkDevice *self = group->device;
   BlkQueue *q = req->queue;
 
   if (req->status_ptr != NULL)
     *req->status_ptr = req->status;
   if (G_UNLIKELY (req->status != VHU_BLK_S_OK))
-    self->stats[VHU_BLK_STAT_ERRORS]++;
+    STAT_INC (q->stats[VHU_BLK_STAT_ERRORS]);
 
   if (G_UNLIKELY (req->epoch != q->epoch))
     {
       /* Popped from an earlier start of the ring: the library forgets the
        * element; it must not go into the new ring. */
-      g_assert (req->in_engine && self->n_stale > 0);
-      self->n_stale--;
+      g_assert (req->in_engine);
       release_request (q, req);
+      stale_request_done (self);
       return;
     }
   if (req->in_engine)
@@ -322,20 +373,20 @@ request_done (VhuBlkRequest *req, gpointer user_data)
   if (!q->touched)
     {
       q->touched = TRUE;
-      q->next_touched = self->touched;
-      self->touched = q;
+      q->next_touched = group->touched;
+      group->touched = q;
     }
 }
 
 /* Publishes what the batch completed, queue by queue. */
 static void
-publish (VhuBlkDevice *self)
+publish (IoGroup *group)
 {
   BlkQueue *q;
 
-  while ((q = self->touched) != NULL)
+  while ((q = group->touched) != NULL)
     {
-      self->touched = q->next_touched;
+      group->touched = q->next_touched;
       q->next_touched = NULL;
       q->touched = FALSE;
       if (q->n_filled > 0)
@@ -351,31 +402,14 @@ static void process_queue (VhuBlkDevice *self, BlkQueue *q);
 static void
 batch_done (gpointer user_data)
 {
-  VhuBlkDevice *self = user_data;
-
-  publish (self);
-
-  /* The last stale request landed: the queues kicked meanwhile go on
-   * (unless the device is going away). */
-  if (self->n_stale > 0 || self->disposing)
-    return;
-  for (guint i = 0; i < self->n_queues; i++)
-    {
-      BlkQueue *q = &self->queues[i];
-
-      if (!q->kick_deferred)
-        continue;
-      q->kick_deferred = FALSE;
-      if (vhost_user_virtqueue_get_started (q->vq))
-        process_queue (self, q);
-    }
+  publish (user_data);
 }
 
 static void
-finish_now (VhuBlkDevice *self, VhuBlkRequest *req, guint8 status)
+finish_now (BlkQueue *q, VhuBlkRequest *req, guint8 status)
 {
   req->status = status;
-  request_done (req, self);
+  request_done (req, q->group);
 }
 
 /* Copies the segments covering [@skip, @skip + @len) of @iov into the
@@ -408,21 +442,26 @@ take_segments (VhuBlkRequest *req, const struct iovec *iov, guint n, gsize skip,
 }
 
 /* @bytes at @sector: whole sectors, inside the image, no overflow. */
+static guint64
+get_capacity (VhuBlkDevice *self)
+{
+  return __atomic_load_n (&self->capacity, __ATOMIC_RELAXED);
+}
+
 static gboolean
-range_ok (VhuBlkDevice *self, guint64 sector, guint64 bytes)
+range_ok (guint64 capacity, guint64 sector, guint64 bytes)
 {
   guint64 sectors = bytes / VHU_BLK_SECTOR_SIZE;
 
   if (bytes % VHU_BLK_SECTOR_SIZE != 0)
     return FALSE;
-  return sector <= self->capacity && sectors <= self->capacity - sector;
+  return sector <= capacity && sectors <= capacity - sector;
 }
 
 static gboolean
-write_through (VhuBlkDevice *self)
+write_through (VhuBlkDevice *self, BlkQueue *q)
 {
-  return !self->writeback
-         || !vhost_user_device_has_feature (VHOST_USER_DEVICE (self), VHU_BLK_F_FLUSH);
+  return !g_atomic_int_get (&self->writeback) || !q->flush_negotiated;
 }
 
 static void
@@ -439,21 +478,21 @@ handle_element (VhuBlkDevice *self, BlkQueue *q, VhostUserVirtqElement *elem)
   guint32 type;
   guint64 sector;
 
-  q->n_requests++;
+  STAT_INC (q->n_requests);
   req->elem = elem;
   req->epoch = q->epoch;
   req->status_ptr = NULL;
   req->written = 0;
   req->n_iov = 0;
   req->n_segments = 0;
-  req->capacity = self->capacity;
+  req->capacity = get_capacity (self);
   req->dsync = FALSE;
 
   /* The status byte is the last device-writable byte. Without one there is
    * no answer to give: the element goes back with nothing written. */
   if (in_size == 0)
     {
-      finish_now (self, req, VHU_BLK_S_IOERR);
+      finish_now (q, req, VHU_BLK_S_IOERR);
       return;
     }
   for (guint i = n_in; i-- > 0;)
@@ -466,7 +505,7 @@ handle_element (VhuBlkDevice *self, BlkQueue *q, VhostUserVirtqElement *elem)
 
   if (out_size < VHU_BLK_OUTHDR_SIZE)
     {
-      finish_now (self, req, VHU_BLK_S_IOERR);
+      finish_now (q, req, VHU_BLK_S_IOERR);
       return;
     }
   /* The header is read once, into our own copy. */
@@ -481,12 +520,12 @@ handle_element (VhuBlkDevice *self, BlkQueue *q, VhostUserVirtqElement *elem)
   switch (type)
     {
     case VHU_BLK_T_IN:
-      self->stats[VHU_BLK_STAT_READS]++;
-      if (data_out != 0 || !range_ok (self, sector, data_in))
+      STAT_INC (q->stats[VHU_BLK_STAT_READS]);
+      if (data_out != 0 || !range_ok (req->capacity, sector, data_in))
         break;
       if (data_in == 0)
         {
-          finish_now (self, req, VHU_BLK_S_OK);
+          finish_now (q, req, VHU_BLK_S_OK);
           return;
         }
       req->op = VHU_BLK_OP_READ;
@@ -496,28 +535,28 @@ handle_element (VhuBlkDevice *self, BlkQueue *q, VhostUserVirtqElement *elem)
       return;
 
     case VHU_BLK_T_OUT:
-      self->stats[VHU_BLK_STAT_WRITES]++;
-      if (self->read_only || data_in != 0 || !range_ok (self, sector, data_out))
+      STAT_INC (q->stats[VHU_BLK_STAT_WRITES]);
+      if (self->read_only || data_in != 0 || !range_ok (req->capacity, sector, data_out))
         break;
       if (data_out == 0)
         {
-          finish_now (self, req, VHU_BLK_S_OK);
+          finish_now (q, req, VHU_BLK_S_OK);
           return;
         }
       req->op = VHU_BLK_OP_WRITE;
       req->offset = sector * VHU_BLK_SECTOR_SIZE;
-      req->dsync = write_through (self);
+      req->dsync = write_through (self, q);
       take_segments (req, out, n_out, VHU_BLK_OUTHDR_SIZE, data_out);
       submit (self, q, req);
       return;
 
     case VHU_BLK_T_FLUSH:
-      self->stats[VHU_BLK_STAT_FLUSHES]++;
+      STAT_INC (q->stats[VHU_BLK_STAT_FLUSHES]);
       if (data_out != 0 || data_in != 0)
         break;
       if (self->read_only)
         {
-          finish_now (self, req, VHU_BLK_S_OK);
+          finish_now (q, req, VHU_BLK_S_OK);
           return;
         }
       req->op = VHU_BLK_OP_FLUSH;
@@ -525,44 +564,44 @@ handle_element (VhuBlkDevice *self, BlkQueue *q, VhostUserVirtqElement *elem)
       return;
 
     case VHU_BLK_T_GET_ID:
-      self->stats[VHU_BLK_STAT_GET_IDS]++;
+      STAT_INC (q->stats[VHU_BLK_STAT_GET_IDS]);
       if (data_out != 0)
         break;
       if (!self->has_serial)
         {
-          finish_now (self, req, VHU_BLK_S_UNSUPP);
+          finish_now (q, req, VHU_BLK_S_UNSUPP);
           return;
         }
       vhost_user_virtq_element_write (elem, 0, self->serial, MIN (data_in, VHU_BLK_ID_BYTES));
-      finish_now (self, req, VHU_BLK_S_OK);
+      finish_now (q, req, VHU_BLK_S_OK);
       return;
 
     case VHU_BLK_T_DISCARD:
     case VHU_BLK_T_WRITE_ZEROES:
-      self->stats[type == VHU_BLK_T_DISCARD ? VHU_BLK_STAT_DISCARDS : VHU_BLK_STAT_WRITE_ZEROES]++;
+      STAT_INC (q->stats[type == VHU_BLK_T_DISCARD ? VHU_BLK_STAT_DISCARDS : VHU_BLK_STAT_WRITE_ZEROES]);
       if (self->read_only || data_in != 0 || data_out == 0 || data_out % VHU_BLK_SEGMENT_SIZE != 0)
         break;
       if (data_out / VHU_BLK_SEGMENT_SIZE > VHU_BLK_MAX_DISCARD_SEG)
         {
-          finish_now (self, req, VHU_BLK_S_UNSUPP);
+          finish_now (q, req, VHU_BLK_S_UNSUPP);
           return;
         }
       req->op = type == VHU_BLK_T_DISCARD ? VHU_BLK_OP_DISCARD : VHU_BLK_OP_WRITE_ZEROES;
       req->n_segments = data_out / VHU_BLK_SEGMENT_SIZE;
-      req->dsync = write_through (self);
+      req->dsync = write_through (self, q);
       take_segments (req, out, n_out, VHU_BLK_OUTHDR_SIZE, data_out);
       submit (self, q, req);
       return;
 
     default:
-      self->stats[VHU_BLK_STAT_UNSUPPORTED]++;
-      finish_now (self, req, VHU_BLK_S_UNSUPP);
+      STAT_INC (q->stats[VHU_BLK_STAT_UNSUPPORTED]);
+      finish_now (q, req, VHU_BLK_S_UNSUPP);
       return;
     }
 
   /* Malformed: buffers in the wrong direction, a range outside the image,
    * a write to a read-only image. */
-  finish_now (self, req, VHU_BLK_S_IOERR);
+  finish_now (q, req, VHU_BLK_S_IOERR);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -586,23 +625,70 @@ process_queue (VhuBlkDevice *self, BlkQueue *q)
 
   while ((elem = vhost_user_virtqueue_pop (q->vq, NULL)) != NULL)
     handle_element (self, q, elem);
-  vhu_blk_io_kick (self->io);
+  vhu_blk_io_kick (q->group->io);
   /* What was answered at once. */
-  publish (self);
+  publish (q->group);
+}
+
+/* A kick: served, or deferred while stale requests are in flight (the
+ * last of them to land resumes the queue, see stale_request_done()). */
+static void
+take_kick (VhuBlkDevice *self, BlkQueue *q)
+{
+  if (G_UNLIKELY (g_atomic_int_get (&self->n_stale) > 0))
+    {
+      gboolean deferred;
+
+      g_mutex_lock (&self->stale_lock);
+      deferred = g_atomic_int_get (&self->n_stale) > 0;
+      if (deferred)
+        q->kick_deferred = TRUE;
+      g_mutex_unlock (&self->stale_lock);
+      if (deferred)
+        return;
+    }
+  if (G_LIKELY (!g_atomic_int_get (&self->disposing)))
+    process_queue (self, q);
 }
 
 static void
 vhu_blk_device_queue_kicked (VhostUserDevice *device, VhostUserVirtqueue *vq)
 {
   VhuBlkDevice *self = VHU_BLK_DEVICE (device);
-  BlkQueue *q = blk_queue (self, vq);
 
-  if (G_UNLIKELY (self->n_stale > 0))
-    q->kick_deferred = TRUE;
-  else if (G_LIKELY (!self->disposing))
-    process_queue (self, q);
+  take_kick (self, blk_queue (self, vq));
 
   VHOST_USER_DEVICE_CLASS (vhu_blk_device_parent_class)->queue_kicked (device, vq);
+}
+
+typedef struct
+{
+  GSource source;
+  BlkQueue *q;
+} ResumeSource;
+
+static gboolean
+resume_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  BlkQueue *q = ((ResumeSource *) source)->q;
+
+  g_source_set_ready_time (source, -1);
+  if (vhost_user_virtqueue_get_started (q->vq))
+    take_kick (q->device, q);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs resume_funcs = {
+  .dispatch = resume_dispatch,
+};
+
+static void
+queue_attach_resume (BlkQueue *q)
+{
+  q->resume = g_source_new (&resume_funcs, sizeof (ResumeSource));
+  ((ResumeSource *) q->resume)->q = q;
+  g_source_set_static_name (q->resume, "[vhost-user-blk] deferred kick");
+  g_source_attach (q->resume, q->group->context);
 }
 
 static void
@@ -614,9 +700,13 @@ vhu_blk_device_queue_started (VhostUserDevice *device, VhostUserVirtqueue *vq)
 
   /* Requests still in flight from before belong to a ring that is gone. */
   q->epoch++;
-  self->n_stale += q->n_current;
-  q->n_current = 0;
+  g_mutex_lock (&self->stale_lock);
+  g_atomic_int_add (&self->n_stale, q->n_current);
   q->kick_deferred = FALSE;
+  g_mutex_unlock (&self->stale_lock);
+  q->n_current = 0;
+  /* The features cannot change while the ring runs. */
+  q->flush_negotiated = vhost_user_device_has_feature (device, VHU_BLK_F_FLUSH);
   /* One request per descriptor: the ring never has more in flight. */
   if (q->n_allocated < size)
     queue_grow (q, size - q->n_allocated);
@@ -745,7 +835,7 @@ vhu_blk_device_set_config (VhostUserDevice *device,
       return FALSE;
     }
   if (covers_writeback)
-    self->writeback = bytes[VHU_BLK_CONFIG_WRITEBACK - offset] != 0;
+    g_atomic_int_set (&self->writeback, bytes[VHU_BLK_CONFIG_WRITEBACK - offset] != 0);
   return TRUE;
 }
 
@@ -779,7 +869,7 @@ vhu_blk_device_check_size (VhuBlkDevice *self)
   if (capacity == self->capacity)
     return FALSE;
 
-  self->capacity = capacity;
+  __atomic_store_n (&self->capacity, capacity, __ATOMIC_RELAXED);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAPACITY]);
   if (vhost_user_device_get_connected (VHOST_USER_DEVICE (self)))
     vhost_user_device_notify_config_changed_async (VHOST_USER_DEVICE (self), self->cancellable,
@@ -816,15 +906,68 @@ vhu_blk_device_set_size_poll_interval (VhuBlkDevice *self, guint interval_ms)
 /* GObject                                                                  */
 
 static void
+io_group_free (gpointer data)
+{
+  IoGroup *group = data;
+
+  g_clear_pointer (&group->io, vhu_blk_io_free);
+  g_main_context_unref (group->context);
+  g_free (group);
+}
+
+/* The group of @context, made with its engine if there is none yet. */
+static IoGroup *
+io_group_for (VhuBlkDevice *self, GMainContext *context, GError **error)
+{
+  IoGroup *group;
+
+  for (guint i = 0; i < self->groups->len; i++)
+    {
+      group = g_ptr_array_index (self->groups, i);
+      if (group->context == context)
+        return group;
+    }
+  group = g_new0 (IoGroup, 1);
+  group->device = self;
+  group->context = g_main_context_ref (context);
+  group->io = vhu_blk_io_new (self->aio, &self->file, context, request_done, batch_done, group,
+                              error);
+  if (group->io == NULL)
+    {
+      io_group_free (group);
+      return NULL;
+    }
+  /* The first engine chose for the others: io_uring where it works. */
+  if (self->aio == VHU_BLK_AIO_AUTO)
+    self->aio = g_str_equal (vhu_blk_io_get_name (group->io), "io_uring") ? VHU_BLK_AIO_IO_URING
+                                                                            : VHU_BLK_AIO_THREADS;
+  g_ptr_array_add (self->groups, group);
+  return group;
+}
+
+static void
 vhu_blk_device_dispose (GObject *object)
 {
   VhuBlkDevice *self = VHU_BLK_DEVICE (object);
 
-  self->disposing = TRUE;
+  g_atomic_int_set (&self->disposing, TRUE);
   vhu_blk_device_set_size_poll_interval (self, 0);
   g_cancellable_cancel (self->cancellable);
-  /* Everything in flight completes (and is pushed) before the rings go. */
-  g_clear_pointer (&self->io, vhu_blk_io_free);
+  /* Everything in flight completes (and is pushed) before the rings go,
+   * here: the contexts of the other threads are no longer iterated (see
+   * vhu_blk_device_set_queue_context()). */
+  for (guint i = 0; self->groups != NULL && i < self->groups->len; i++)
+    {
+      IoGroup *group = g_ptr_array_index (self->groups, i);
+
+      g_clear_pointer (&group->io, vhu_blk_io_free);
+    }
+  for (guint i = 0; self->queues != NULL && i < self->n_queues; i++)
+    if (self->queues[i].resume != NULL)
+      {
+        g_source_destroy (self->queues[i].resume);
+        g_clear_pointer (&self->queues[i].resume, g_source_unref);
+      }
 
   G_OBJECT_CLASS (vhu_blk_device_parent_class)->dispose (object);
 }
@@ -844,6 +987,8 @@ vhu_blk_device_finalize (GObject *object)
       g_ptr_array_unref (q->blocks);
     }
   g_free (self->queues);
+  g_clear_pointer (&self->groups, g_ptr_array_unref);
+  g_mutex_clear (&self->stale_lock);
   g_clear_object (&self->cancellable);
   if (self->file.fd >= 0)
     close (self->file.fd);
@@ -895,12 +1040,15 @@ vhu_blk_device_init (VhuBlkDevice *self)
   self->file.fd = -1;
   self->writeback = TRUE;
   self->cancellable = g_cancellable_new ();
+  self->groups = g_ptr_array_new_with_free_func (io_group_free);
+  g_mutex_init (&self->stale_lock);
 }
 
 VhuBlkDevice *
 vhu_blk_device_new (const VhuBlkDeviceOptions *options, GError **error)
 {
   g_autoptr (VhuBlkDevice) self = NULL;
+  IoGroup *main_group;
   guint num_queues;
 
   g_return_val_if_fail (options != NULL && options->path != NULL, NULL);
@@ -940,11 +1088,15 @@ vhu_blk_device_new (const VhuBlkDeviceOptions *options, GError **error)
 
   if (!open_image (self, error))
     return NULL;
-  self->io = vhu_blk_io_new (options->aio, &self->file,
-                             vhost_user_device_get_context (VHOST_USER_DEVICE (self)),
-                             request_done, batch_done, self, error);
-  if (self->io == NULL)
+  self->aio = options->aio;
+  main_group = io_group_for (self, vhost_user_device_get_context (VHOST_USER_DEVICE (self)), error);
+  if (main_group == NULL)
     return NULL;
+  for (guint i = 0; i < num_queues; i++)
+    {
+      self->queues[i].group = main_group;
+      queue_attach_resume (&self->queues[i]);
+    }
   return g_steal_pointer (&self);
 }
 
@@ -952,7 +1104,7 @@ const char *
 vhu_blk_device_get_io_name (VhuBlkDevice *self)
 {
   g_return_val_if_fail (VHU_IS_BLK_DEVICE (self), NULL);
-  return vhu_blk_io_get_name (self->io);
+  return vhu_blk_io_get_name (((IoGroup *) g_ptr_array_index (self->groups, 0))->io);
 }
 
 guint64
@@ -972,16 +1124,30 @@ vhu_blk_device_get_writeback (VhuBlkDevice *self)
 guint
 vhu_blk_device_get_in_flight (VhuBlkDevice *self)
 {
+  guint n = 0;
+
   g_return_val_if_fail (VHU_IS_BLK_DEVICE (self), 0);
-  return self->io != NULL ? vhu_blk_io_get_in_flight (self->io) : 0;
+  for (guint i = 0; i < self->groups->len; i++)
+    {
+      IoGroup *group = g_ptr_array_index (self->groups, i);
+
+      /* Another thread's engine: a count of a moment ago. */
+      if (group->io != NULL)
+        n += vhu_blk_io_get_in_flight (group->io);
+    }
+  return n;
 }
 
 guint64
 vhu_blk_device_get_stat (VhuBlkDevice *self, VhuBlkStat stat)
 {
   g_return_val_if_fail (VHU_IS_BLK_DEVICE (self), 0);
+  guint64 n = 0;
+
   g_return_val_if_fail (stat < VHU_BLK_STAT_N, 0);
-  return self->stats[stat];
+  for (guint i = 0; i < self->n_queues; i++)
+    n += STAT_GET (self->queues[i].stats[stat]);
+  return n;
 }
 
 guint64
@@ -989,5 +1155,48 @@ vhu_blk_device_get_queue_requests (VhuBlkDevice *self, guint index)
 {
   g_return_val_if_fail (VHU_IS_BLK_DEVICE (self), 0);
   g_return_val_if_fail (index < self->n_queues, 0);
-  return self->queues[index].n_requests;
+  return STAT_GET (self->queues[index].n_requests);
+}
+
+gboolean
+vhu_blk_device_set_queue_context (VhuBlkDevice *self,
+                                  guint index,
+                                  GMainContext *context,
+                                  GError **error)
+{
+  VhostUserDevice *device;
+  BlkQueue *q;
+  IoGroup *group;
+
+  g_return_val_if_fail (VHU_IS_BLK_DEVICE (self), FALSE);
+  g_return_val_if_fail (index < self->n_queues, FALSE);
+  device = VHOST_USER_DEVICE (self);
+  g_return_val_if_fail (!vhost_user_device_get_connected (device), FALSE);
+
+  if (context == NULL)
+    context = vhost_user_device_get_context (device);
+  q = &self->queues[index];
+  if (q->group->context == context)
+    return TRUE;
+  /* Nothing of the queue is in an engine: it never ran, or its front-end
+   * went and the engine handed everything back. */
+  g_return_val_if_fail (q->n_current == 0 && q->held == NULL, FALSE);
+
+  group = io_group_for (self, context, error);
+  if (group == NULL)
+    return FALSE;
+  vhost_user_virtqueue_set_context (q->vq, context);
+  q->group = group;
+  g_source_destroy (q->resume);
+  g_clear_pointer (&q->resume, g_source_unref);
+  queue_attach_resume (q);
+  return TRUE;
+}
+
+GMainContext *
+vhu_blk_device_get_queue_context (VhuBlkDevice *self, guint index)
+{
+  g_return_val_if_fail (VHU_IS_BLK_DEVICE (self), NULL);
+  g_return_val_if_fail (index < self->n_queues, NULL);
+  return self->queues[index].group->context;
 }

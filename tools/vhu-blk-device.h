@@ -4,8 +4,9 @@
  *
  * A virtio-blk device (virtio 1.2, 5.2) on a raw image file or a block
  * device: the VhostUserDevice subclass of tools/vhost-user-blk. Requests are
- * parsed and checked on the device's context and carried out asynchronously
- * (vhu-blk-io.h), straight between the image and the guest's buffers.
+ * parsed and checked on their queue's context (the device's, or a worker
+ * thread's) and carried out asynchronously (vhu-blk-io.h), straight between
+ * the image and the guest's buffers.
  */
 
 #pragma once
@@ -86,5 +87,18 @@ guint64 vhu_blk_device_get_queue_requests (VhuBlkDevice *self, guint index);
 gboolean vhu_blk_device_check_size (VhuBlkDevice *self);
 /* Checks the size every @interval_ms milliseconds (0: never). */
 void vhu_blk_device_set_size_poll_interval (VhuBlkDevice *self, guint interval_ms);
+
+/* Runs queue @index on @context (NULL: the device's), e.g. a worker
+ * thread's: its kicks are served there, and its requests go to an I/O
+ * engine whose completions come there (one engine per context). Call from
+ * the device's context before a front-end connects. With queues on other
+ * threads, stop iterating their contexts (after the front-end is gone)
+ * before dropping the device: dispose drains every engine on the calling
+ * thread. FALSE when no engine can be made for @context. */
+gboolean vhu_blk_device_set_queue_context (VhuBlkDevice *self,
+                                           guint index,
+                                           GMainContext *context,
+                                           GError **error);
+GMainContext *vhu_blk_device_get_queue_context (VhuBlkDevice *self, guint index);
 
 G_END_DECLS

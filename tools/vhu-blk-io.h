@@ -2,9 +2,10 @@
 /*
  * Copyright 2026 The libvhostuser-glib authors
  *
- * Asynchronous I/O on the image: requests go in from the device's thread and
- * come back, done, on the device's GMainContext, so a slow disk never holds
- * up the control socket or the other queues. Two engines:
+ * Asynchronous I/O on the image: requests go in from the thread of the
+ * engine's GMainContext (the device's, or a queue's worker thread's) and
+ * come back, done, on that context, so a slow disk never holds up the
+ * control socket or the other queues. Two engines:
  *
  * - io_uring (liburing): reads, writes and flushes are submitted to the
  *   ring straight from the guest's buffers; the ring's eventfd is watched

@@ -2,7 +2,9 @@
 /*
  * Copyright 2026 The libvhostuser-glib authors
  *
- * The data path, per queue pair, on the device's main context:
+ * The data path, per queue pair, on the context of the pair's queues (the
+ * device's main context, or a worker thread's: see
+ * vhu_net_device_set_pair_context()):
  *
  * - loopback: a transmit chain is copied straight into one receive chain,
  *   or with VIRTIO_NET_F_MRG_RXBUF into as many as it takes (num_buffers
@@ -23,6 +25,16 @@
  * A pass never takes more than a budget of frames: the rest continues from
  * an idle dispatch of the pair's source, so that control messages are not
  * starved by a busy guest.
+ *
+ * Threads: everything a pair does (its two rings, its tap queue, its
+ * source, its scratch space and counters) happens on the pair's context.
+ * The control queue, the config space and the negotiation stay on the
+ * device's context; what they change for a pair (the active pairs, a
+ * queue enabled from there, a RARP) reaches the pair through its source
+ * (pair_request_update()) or a callback invoked on its context. The
+ * negotiated header layout is only written while the rings are stopped.
+ * Counters are written by their pair's thread alone and read with atomic
+ * loads.
  */
 
 #include "config.h"
@@ -41,9 +53,16 @@
 
 #define BIT(n) (G_GUINT64_CONSTANT (1) << (n))
 
-/* Frames per used-ring update, and per pass over a queue pair. */
+/* A counter written by one thread and read by others: a relaxed store (no
+ * locked instruction), so that a reader never sees a torn value. */
+#define STAT_ADD(counter, n) __atomic_store_n (&(counter), (counter) + (n), __ATOMIC_RELAXED)
+#define STAT_GET(counter) __atomic_load_n (&(counter), __ATOMIC_RELAXED)
+
+/* Frames per used-ring update, and per pass over a queue pair; transmit
+ * chains taken from the ring at a time. */
 #define BATCH 64u
 #define BUDGET 256u
+#define TX_BURST 32u
 /* readv() takes at most this many buffers. */
 #define MAX_READ_IOV IOV_MAX
 
@@ -70,26 +89,47 @@ typedef struct
   NetPair *pair;
 } PairSource;
 
+/* What other threads ask of a pair (NetPair.pending). */
+enum
+{
+  PAIR_UPDATE = 1 << 0, /* pair_update() */
+};
+
 struct _NetPair
 {
   VhuNetDevice *device; /* unowned: the device owns its pairs */
   guint index;
   VhostUserVirtqueue *rx;
   VhostUserVirtqueue *tx;
+  GMainContext *context; /* where the pair runs: its queues' context */
 
   /* Used entries filled and not flushed yet. */
   guint rx_batch;
   guint tx_batch;
 
-  guint64 tx_frames; /* sent by the driver, since the connection started */
-  guint64 rx_frames; /* received by the driver */
+  guint64 conn_tx_frames; /* sent by the driver, since the connection started */
+  guint64 conn_rx_frames; /* received by the driver */
   gboolean rx_starved; /* waiting for a receive kick */
+  gboolean rx_ready;   /* pair_rx_ready(), as the current pass began */
   gboolean rx_notify;  /* receive kicks requested (as a ring starts) */
 
-  /* Resumes a pass that ran out of budget; polls the tap queue. */
+  /* Resumes a pass that ran out of budget; polls the tap queue; runs what
+   * other threads asked for. */
   GSource *source;
   gpointer tap_tag;
   gboolean tap_polling;
+  gboolean resume; /* pair_work() at the next dispatch (the pair's thread) */
+  gint pending;    /* PAIR_* bits from other threads, atomic */
+
+  /* The data path's scratch space, allocated once. */
+  VhostUserVirtqElement **rx_elems; /* VhuNetDevice.rx_elems_cap */
+  VhostUserVirtqElement **held;     /* filled, dropped at the next flush */
+  guint n_held;
+  guint held_cap;
+  struct iovec *iov;                /* tap: MAX_READ_IOV + 1 */
+  guint8 *bounce;                   /* tap: BOUNCE_SIZE */
+
+  VhuNetStats stats; /* the pair's part of the device's (no control counters) */
 };
 
 struct _VhuNetDevice
@@ -112,21 +152,19 @@ struct _VhuNetDevice
   gboolean guest_csum; /* the device may send NEEDS_CSUM and DATA_VALID */
   gboolean mq;
   gboolean ctrl_vq;
-  guint active_pairs;
+  gint active_pairs;  /* atomic: the control queue sets it, pairs read it */
+  gint ctrl_started;  /* atomic: the control queue runs (the driver drives MQ) */
   guint16 status;
 
   NetPair *pairs;
   VhostUserVirtqueue *ctrl_mq; /* the control queue with MQ: queue 2 n */
   VhostUserVirtqueue *ctrl_sq; /* without MQ: queue 2 */
 
-  /* The data path's scratch space, allocated once. */
-  VhostUserVirtqElement **rx_elems;
-  guint rx_elems_cap;
-  struct iovec *iov;
-  guint8 *bounce; /* VHU_NET_HEADER_SIZE + VHU_NET_MAX_FRAME */
-  gboolean tap_lost;
+  guint rx_elems_cap; /* the most receive chains a frame takes */
+  gint tap_lost;      /* atomic */
 
-  VhuNetStats stats;
+  guint64 ctrl_ok;  /* on the control queue's context */
+  guint64 ctrl_err;
 };
 
 G_DEFINE_FINAL_TYPE (VhuNetDevice, vhu_net_device, VHOST_USER_TYPE_DEVICE)
@@ -177,8 +215,8 @@ pair_active (VhuNetDevice *self, guint index)
     return TRUE;
   if (index >= data_pairs (self))
     return FALSE;
-  if (ctrl != NULL && vhost_user_virtqueue_get_started (ctrl))
-    return index < self->active_pairs;
+  if (ctrl != NULL && g_atomic_int_get (&self->ctrl_started))
+    return index < (guint) g_atomic_int_get (&self->active_pairs);
   return TRUE;
 }
 
@@ -195,7 +233,7 @@ pair_tx_ready (VhuNetDevice *self, NetPair *p)
 }
 
 /* Makes the filled entries visible, one used-index update and at most one
- * interrupt per queue. */
+ * interrupt per queue; then lets go of the elements. */
 static void
 pair_flush (NetPair *p)
 {
@@ -211,28 +249,47 @@ pair_flush (NetPair *p)
       vhost_user_virtqueue_notify (p->tx);
       p->tx_batch = 0;
     }
+  for (guint i = 0; i < p->n_held; i++)
+    vhost_user_virtq_element_unref (p->held[i]);
+  p->n_held = 0;
+}
+
+/* A filled element is dropped after the batch's flush rather than at once:
+ * dropping one is an atomic operation, which waits for the stores before
+ * it (the frame just copied into guest memory, whose cache lines the
+ * driver's CPU holds); after the flush, one wait covers the batch. */
+static inline void
+pair_drop (NetPair *p, VhostUserVirtqElement *elem)
+{
+  if (G_LIKELY (p->n_held < p->held_cap))
+    p->held[p->n_held++] = elem;
+  else
+    vhost_user_virtq_element_unref (elem);
 }
 
 static void
 pair_fill_rx (NetPair *p, VhostUserVirtqElement *elem, gsize written)
 {
   vhost_user_virtqueue_fill (p->rx, elem, written, p->rx_batch++);
-  vhost_user_virtq_element_unref (elem);
+  pair_drop (p, elem);
 }
 
 static void
 pair_fill_tx (NetPair *p, VhostUserVirtqElement *elem)
 {
   vhost_user_virtqueue_fill (p->tx, elem, 0, p->tx_batch++);
-  vhost_user_virtq_element_unref (elem);
+  pair_drop (p, elem);
   if (p->tx_batch >= BATCH || p->rx_batch >= BATCH)
     pair_flush (p);
 }
 
+/* The pair's source dispatches at the next iteration of its context. On
+ * the pair's thread: a flag its prepare() sees, no system call (a ready
+ * time would wake the context through its eventfd every time). */
 static void
 pair_resume_later (NetPair *p)
 {
-  g_source_set_ready_time (p->source, 0);
+  p->resume = TRUE;
 }
 
 static void
@@ -259,8 +316,8 @@ unpop_rx (VhuNetDevice *self, NetPair *p, guint from, guint to)
 {
   for (guint j = to; j > from; j--)
     {
-      vhost_user_virtqueue_unpop (p->rx, self->rx_elems[j - 1]);
-      vhost_user_virtq_element_unref (self->rx_elems[j - 1]);
+      vhost_user_virtqueue_unpop (p->rx, p->rx_elems[j - 1]);
+      vhost_user_virtq_element_unref (p->rx_elems[j - 1]);
     }
 }
 
@@ -276,7 +333,7 @@ pop_rx (VhuNetDevice *self, NetPair *p, guint m)
 
       if (elem == NULL || m > 0 || vhost_user_virtq_element_get_in_size (elem) >= self->hdr_len)
         return elem;
-      self->stats.rx_bad_buffers++;
+      STAT_ADD (p->stats.rx_bad_buffers, 1);
       pair_fill_rx (p, elem, 0);
     }
 }
@@ -286,16 +343,16 @@ pop_rx (VhuNetDevice *self, NetPair *p, guint m)
 static void
 fill_rx_frame (VhuNetDevice *self, NetPair *p, guint m, gsize len)
 {
-  self->stats.rx_frames++;
-  p->rx_frames++;
-  self->stats.rx_bytes += len - self->hdr_len;
+  STAT_ADD (p->stats.rx_frames, 1);
+  STAT_ADD (p->conn_rx_frames, 1);
+  STAT_ADD (p->stats.rx_bytes, len - self->hdr_len);
   for (guint j = 0; j < m; j++)
     {
-      gsize size = vhost_user_virtq_element_get_in_size (self->rx_elems[j]);
+      gsize size = vhost_user_virtq_element_get_in_size (p->rx_elems[j]);
       gsize written = MIN (size, len);
 
       len -= written;
-      pair_fill_rx (p, self->rx_elems[j], written);
+      pair_fill_rx (p, p->rx_elems[j], written);
     }
 }
 
@@ -304,7 +361,7 @@ fill_rx_frame (VhuNetDevice *self, NetPair *p, guint m, gsize len)
 
 typedef struct
 {
-  VhuNetDevice *self;
+  NetPair *p;
   guint m;
   guint j;
   VhuIovCursor cur;
@@ -312,15 +369,15 @@ typedef struct
 
 /* Writes from the start of chain @j of the @m taken. */
 static void
-rx_writer_init (RxWriter *w, VhuNetDevice *self, guint m, guint j)
+rx_writer_init (RxWriter *w, NetPair *p, guint m, guint j)
 {
   const struct iovec *iov;
   guint n;
 
-  w->self = self;
+  w->p = p;
   w->m = m;
   w->j = j;
-  iov = vhost_user_virtq_element_get_in_iov (self->rx_elems[j], &n);
+  iov = vhost_user_virtq_element_get_in_iov (p->rx_elems[j], &n);
   vhu_iov_cursor_init (&w->cur, iov, n);
 }
 
@@ -332,7 +389,7 @@ rx_writer_next (RxWriter *w)
 
   if (++w->j >= w->m)
     return FALSE;
-  iov = vhost_user_virtq_element_get_in_iov (w->self->rx_elems[w->j], &n);
+  iov = vhost_user_virtq_element_get_in_iov (w->p->rx_elems[w->j], &n);
   vhu_iov_cursor_init (&w->cur, iov, n);
   return TRUE;
 }
@@ -362,39 +419,81 @@ typedef struct
   guint16 value;
 } ChecksumFix;
 
-/* Delivers a frame of @frame_len bytes read from @src, preceded by @hdr,
- * into the receive queue of @p. FRAME_STARVED leaves everything as it was
- * (*@rx_have says how many chains there were). */
+/* Delivers a frame of @frame_len bytes read from @src (or from @flat, where
+ * the frame is contiguous), preceded by @hdr, into the receive queue of @p.
+ * FRAME_STARVED leaves everything as it was (*@rx_have says how many
+ * chains there were). */
 static FrameResult
 deliver_frame (VhuNetDevice *self,
                NetPair *p,
                VhuIovCursor *src,
+               const guint8 *flat,
                gsize frame_len,
                VhuNetHeader *hdr,
                const ChecksumFix *fix,
                guint *rx_have)
 {
   gsize need = self->hdr_len + frame_len;
-  guint ring_size = vhost_user_virtqueue_get_size (p->rx);
   gsize got = 0;
   guint m = 0;
   RxWriter w;
   gsize done;
 
   *rx_have = 0;
-  if (!pair_rx_ready (self, p))
+  if (G_UNLIKELY (!p->rx_ready))
     {
       if (!vhost_user_virtqueue_get_broken (p->rx))
         return FRAME_STARVED;
       return FRAME_DROPPED;
     }
 
-  while (got < need)
+  /* The usual case first: one receive buffer holds the header and the
+   * whole frame, which is contiguous. */
+  if (G_LIKELY (flat != NULL && (fix == NULL || !fix->set)))
+    {
+      VhostUserVirtqElement *elem = vhost_user_virtqueue_pop (p->rx, NULL);
+      const struct iovec *iov;
+      guint n;
+
+      if (elem == NULL)
+        return vhost_user_virtqueue_get_broken (p->rx) ? FRAME_DROPPED : FRAME_STARVED;
+      iov = vhost_user_virtq_element_get_in_iov (elem, &n);
+      if (G_UNLIKELY (n == 0 || iov[0].iov_len < need))
+        {
+          /* Not the usual case after all: as pop_rx() would, a chain too
+           * small for the header goes back empty; another goes the long
+           * way. */
+          if (vhost_user_virtq_element_get_in_size (elem) < self->hdr_len)
+            {
+              STAT_ADD (p->stats.rx_bad_buffers, 1);
+              pair_fill_rx (p, elem, 0);
+              elem = pop_rx (self, p, 0);
+              if (elem == NULL)
+                return vhost_user_virtqueue_get_broken (p->rx) ? FRAME_DROPPED : FRAME_STARVED;
+              iov = vhost_user_virtq_element_get_in_iov (elem, &n);
+            }
+        }
+      if (G_LIKELY (n > 0 && iov[0].iov_len >= need))
+        {
+          hdr->num_buffers = GUINT16_TO_LE (1);
+          memcpy (iov[0].iov_base, hdr, self->hdr_len);
+          memcpy ((guint8 *) iov[0].iov_base + self->hdr_len, flat, frame_len);
+          STAT_ADD (p->stats.rx_frames, 1);
+          STAT_ADD (p->conn_rx_frames, 1);
+          STAT_ADD (p->stats.rx_bytes, frame_len);
+          pair_fill_rx (p, elem, need);
+          return FRAME_DELIVERED;
+        }
+      p->rx_elems[m++] = elem;
+      got = vhost_user_virtq_element_get_in_size (elem);
+    }
+
+  while (got < need && (m == 0 || self->mrg_rxbuf))
     {
       VhostUserVirtqElement *elem;
 
       /* Not even the whole ring would hold it. */
-      if (m == self->rx_elems_cap || m == ring_size)
+      if (m == self->rx_elems_cap || m == vhost_user_virtqueue_get_size (p->rx))
         {
           unpop_rx (self, p, 0, m);
           return FRAME_DROPPED;
@@ -408,10 +507,8 @@ deliver_frame (VhuNetDevice *self,
           *rx_have = m;
           return FRAME_STARVED;
         }
-      self->rx_elems[m++] = elem;
+      p->rx_elems[m++] = elem;
       got += vhost_user_virtq_element_get_in_size (elem);
-      if (!self->mrg_rxbuf)
-        break;
     }
   if (got < need)
     {
@@ -422,7 +519,7 @@ deliver_frame (VhuNetDevice *self,
     }
 
   hdr->num_buffers = GUINT16_TO_LE (m);
-  rx_writer_init (&w, self, m, 0);
+  rx_writer_init (&w, p, m, 0);
   done = rx_writer_put (&w, NULL, hdr, self->hdr_len);
   if (fix != NULL && fix->set)
     {
@@ -432,6 +529,10 @@ deliver_frame (VhuNetDevice *self,
       done += rx_writer_put (&w, NULL, value, 2);
       vhu_iov_cursor_skip (src, 2);
       done += rx_writer_put (&w, src, NULL, frame_len - fix->offset - 2);
+    }
+  else if (flat != NULL)
+    {
+      done += rx_writer_put (&w, NULL, flat, frame_len);
     }
   else
     {
@@ -452,7 +553,13 @@ read_tx_header (VhuNetDevice *self, VhuIovCursor *src, gsize out_size, VhuNetHea
   memset (hdr, 0, sizeof *hdr);
   if (out_size < self->hdr_len || out_size - self->hdr_len > VHU_NET_MAX_FRAME)
     return FALSE;
-  if (vhu_iov_cursor_read (src, hdr, self->hdr_len) != self->hdr_len)
+  if (G_LIKELY (src->n > 0 && src->iov[0].iov_len >= self->hdr_len))
+    {
+      /* Read once, into our copy: the guest may change its own. */
+      memcpy (hdr, src->iov[0].iov_base, self->hdr_len);
+      src->off = self->hdr_len;
+    }
+  else if (vhu_iov_cursor_read (src, hdr, self->hdr_len) != self->hdr_len)
     return FALSE;
   /* No segmentation offload was offered. */
   if (hdr->gso_type != VHU_NET_HDR_GSO_NONE)
@@ -467,6 +574,22 @@ read_tx_header (VhuNetDevice *self, VhuIovCursor *src, gsize out_size, VhuNetHea
         return FALSE;
     }
   return TRUE;
+}
+
+/* Where the @frame_len bytes after the header are, if they are contiguous
+ * (the rest of the header's buffer, or the next buffer): else NULL. */
+static inline const guint8 *
+tx_flat (const VhuIovCursor *src, gsize frame_len)
+{
+  const struct iovec *iov = src->iov;
+
+  if (src->i != 0 || src->n == 0)
+    return NULL;
+  if (iov[0].iov_len - src->off >= frame_len)
+    return (const guint8 *) iov[0].iov_base + src->off;
+  if (iov[0].iov_len == src->off && src->n > 1 && iov[1].iov_len >= frame_len)
+    return iov[1].iov_base;
+  return NULL;
 }
 
 static FrameResult
@@ -513,7 +636,8 @@ loopback_frame (VhuNetDevice *self, NetPair *p, VhostUserVirtqElement *tx, guint
         }
     }
 
-  return deliver_frame (self, p, &src, frame_len, &rh, &fix, rx_have);
+  return deliver_frame (self, p, &src, tx_flat (&src, frame_len), frame_len, &rh, &fix,
+                        rx_have);
 }
 
 /* One pass: transmit chains into receive chains until the transmit queue
@@ -525,32 +649,67 @@ typedef enum
   PASS_BUDGET,
 } PassResult;
 
+/* Starts reading the first two cache lines of a transmit chain (the
+ * header, and a small frame): the driver's CPU just wrote them, and the
+ * misses of a burst overlap instead of coming one by one. */
+static inline void
+prefetch_tx (VhostUserVirtqElement *tx)
+{
+  const struct iovec *iov;
+  guint n;
+
+  iov = vhost_user_virtq_element_get_out_iov (tx, &n);
+  if (G_LIKELY (n > 0))
+    {
+      __builtin_prefetch (iov[0].iov_base);
+      __builtin_prefetch ((const guint8 *) iov[0].iov_base + 64);
+    }
+}
+
 static PassResult
 loopback_pass (VhuNetDevice *self, NetPair *p, guint *budget, guint *rx_have)
 {
+  VhostUserVirtqElement *txs[TX_BURST];
+
   while (*budget > 0)
     {
-      VhostUserVirtqElement *tx = vhost_user_virtqueue_pop (p->tx, NULL);
+      guint want = MIN (*budget, TX_BURST), n = 0;
 
-      if (tx == NULL)
+      while (n < want && (txs[n] = vhost_user_virtqueue_pop (p->tx, NULL)) != NULL)
+        prefetch_tx (txs[n++]);
+      if (n == 0)
         return PASS_EMPTY;
-      switch (loopback_frame (self, p, tx, rx_have))
+
+      for (guint i = 0; i < n; i++)
         {
-        case FRAME_STARVED:
-          vhost_user_virtqueue_unpop (p->tx, tx);
-          vhost_user_virtq_element_unref (tx);
-          return PASS_STARVED;
-        case FRAME_DELIVERED:
-          self->stats.tx_frames++;
-          p->tx_frames++;
-          self->stats.tx_bytes += vhost_user_virtq_element_get_out_size (tx) - self->hdr_len;
-          break;
-        default:
-          self->stats.tx_dropped++;
-          break;
+          VhostUserVirtqElement *tx = txs[i];
+
+          switch (loopback_frame (self, p, tx, rx_have))
+            {
+            case FRAME_STARVED:
+              /* This one and the rest of the burst stay available, given
+               * back last first. */
+              for (guint j = n; j > i; j--)
+                {
+                  vhost_user_virtqueue_unpop (p->tx, txs[j - 1]);
+                  vhost_user_virtq_element_unref (txs[j - 1]);
+                }
+              return PASS_STARVED;
+            case FRAME_DELIVERED:
+              STAT_ADD (p->stats.tx_frames, 1);
+              STAT_ADD (p->conn_tx_frames, 1);
+              STAT_ADD (p->stats.tx_bytes,
+                        vhost_user_virtq_element_get_out_size (tx) - self->hdr_len);
+              break;
+            default:
+              STAT_ADD (p->stats.tx_dropped, 1);
+              break;
+            }
+          pair_fill_tx (p, tx);
+          (*budget)--;
         }
-      pair_fill_tx (p, tx);
-      (*budget)--;
+      if (n < want)
+        return PASS_EMPTY;
     }
   return PASS_BUDGET;
 }
@@ -574,7 +733,7 @@ rx_starving (NetPair *p, guint rx_have, guint *last_have, gboolean *armed)
       return FALSE;
     }
   p->rx_starved = TRUE;
-  p->device->stats.rx_starved++;
+  STAT_ADD (p->stats.rx_starved, 1);
   return TRUE;
 }
 
@@ -589,6 +748,9 @@ loopback_work (NetPair *p)
   if (!pair_tx_ready (self, p))
     return;
   p->rx_starved = FALSE;
+  /* Nothing changes the rings' state during a pass: control messages for
+   * them wait for the pair's thread. */
+  p->rx_ready = pair_rx_ready (self, p);
   if (queue_usable (p->rx))
     set_rx_notify (p, FALSE);
 
@@ -638,7 +800,7 @@ tap_send (VhuNetDevice *self, NetPair *p, VhostUserVirtqElement *tx)
   vhu_iov_cursor_init (&src, iov, n);
   if (!read_tx_header (self, &src, out_size, &th))
     {
-      self->stats.tx_dropped++;
+      STAT_ADD (p->stats.tx_dropped, 1);
       return;
     }
   frame_len = out_size - self->hdr_len;
@@ -646,37 +808,37 @@ tap_send (VhuNetDevice *self, NetPair *p, VhostUserVirtqElement *tx)
 
   /* The checked copy of the header, then the frame where the guest has it
    * (the kernel checks what it reads again). */
-  self->iov[k].iov_base = &th;
-  self->iov[k++].iov_len = self->hdr_len;
+  p->iov[k].iov_base = &th;
+  p->iov[k++].iov_len = self->hdr_len;
   if (src.i < n && n - src.i < MAX_READ_IOV)
     {
       for (guint i = src.i; i < n; i++, k++)
         {
           gsize skip = i == src.i ? src.off : 0;
 
-          self->iov[k].iov_base = (guint8 *) iov[i].iov_base + skip;
-          self->iov[k].iov_len = iov[i].iov_len - skip;
+          p->iov[k].iov_base = (guint8 *) iov[i].iov_base + skip;
+          p->iov[k].iov_len = iov[i].iov_len - skip;
         }
     }
   else if (frame_len > 0)
     {
       /* Too scattered for one writev(): linearized. */
-      vhu_iov_cursor_read (&src, self->bounce, frame_len);
-      self->iov[k].iov_base = self->bounce;
-      self->iov[k++].iov_len = frame_len;
+      vhu_iov_cursor_read (&src, p->bounce, frame_len);
+      p->iov[k].iov_base = p->bounce;
+      p->iov[k++].iov_len = frame_len;
     }
 
   do
-    sent = writev (fd, self->iov, k);
+    sent = writev (fd, p->iov, k);
   while (sent < 0 && errno == EINTR);
   if (sent < 0)
     {
-      self->stats.tx_dropped++;
+      STAT_ADD (p->stats.tx_dropped, 1);
       return;
     }
-  self->stats.tx_frames++;
-  p->tx_frames++;
-  self->stats.tx_bytes += frame_len;
+  STAT_ADD (p->stats.tx_frames, 1);
+  STAT_ADD (p->conn_tx_frames, 1);
+  STAT_ADD (p->stats.tx_bytes, frame_len);
 }
 
 static void
@@ -711,7 +873,7 @@ tap_rx_frame (VhuNetDevice *self, NetPair *p, guint *rx_have)
 {
   int fd = self->tap->fds[p->index];
   guint ring_size = vhost_user_virtqueue_get_size (p->rx);
-  gsize want = self->hdr_len + self->frame_hint;
+  gsize want = self->hdr_len + __atomic_load_n (&self->frame_hint, __ATOMIC_RELAXED);
   gsize got = 0;
   guint m = 0, k = 0;
   gssize n;
@@ -736,13 +898,13 @@ tap_rx_frame (VhuNetDevice *self, NetPair *p, guint *rx_have)
               break;
             }
           /* No readv() takes it: goes back empty. */
-          self->stats.rx_bad_buffers++;
+          STAT_ADD (p->stats.rx_bad_buffers, 1);
           pair_fill_rx (p, elem, 0);
           continue;
         }
-      memcpy (self->iov + k, iov, n_iov * sizeof (struct iovec));
+      memcpy (p->iov + k, iov, n_iov * sizeof (struct iovec));
       k += n_iov;
-      self->rx_elems[m++] = elem;
+      p->rx_elems[m++] = elem;
       got += vhost_user_virtq_element_get_in_size (elem);
       if (!self->mrg_rxbuf)
         break;
@@ -757,10 +919,10 @@ tap_rx_frame (VhuNetDevice *self, NetPair *p, guint *rx_have)
     }
 
   /* What the chains cannot take goes to the bounce buffer. */
-  self->iov[k].iov_base = self->bounce;
-  self->iov[k++].iov_len = BOUNCE_SIZE;
+  p->iov[k].iov_base = p->bounce;
+  p->iov[k++].iov_len = BOUNCE_SIZE;
   do
-    n = readv (fd, self->iov, k);
+    n = readv (fd, p->iov, k);
   while (n < 0 && errno == EINTR);
   if (n < 0)
     {
@@ -775,7 +937,7 @@ tap_rx_frame (VhuNetDevice *self, NetPair *p, guint *rx_have)
   if ((gsize) n < self->hdr_len)
     {
       unpop_rx (self, p, 0, m);
-      self->stats.rx_dropped++;
+      STAT_ADD (p->stats.rx_dropped, 1);
       return FRAME_DROPPED;
     }
 
@@ -793,20 +955,20 @@ tap_rx_frame (VhuNetDevice *self, NetPair *p, guint *rx_have)
 
             if (elem == NULL)
               break;
-            self->rx_elems[m++] = elem;
+            p->rx_elems[m++] = elem;
             more += vhost_user_virtq_element_get_in_size (elem);
           }
       if (more < (gsize) n)
         {
           unpop_rx (self, p, 0, m);
-          self->stats.rx_dropped++;
+          STAT_ADD (p->stats.rx_dropped, 1);
           return FRAME_DROPPED;
         }
       {
         RxWriter w;
 
-        rx_writer_init (&w, self, m, first);
-        rx_writer_put (&w, NULL, self->bounce, n - got);
+        rx_writer_init (&w, p, m, first);
+        rx_writer_put (&w, NULL, p->bounce, n - got);
       }
     }
   else
@@ -815,14 +977,14 @@ tap_rx_frame (VhuNetDevice *self, NetPair *p, guint *rx_have)
       guint used = 0;
 
       while (covered < (gsize) n)
-        covered += vhost_user_virtq_element_get_in_size (self->rx_elems[used++]);
+        covered += vhost_user_virtq_element_get_in_size (p->rx_elems[used++]);
       unpop_rx (self, p, used, m);
       m = used;
     }
 
   /* The tap wrote the first 10 bytes of the header. */
   {
-    VhostUserVirtqElement *first = self->rx_elems[0];
+    VhostUserVirtqElement *first = p->rx_elems[0];
 
     if (self->hdr_len >= VHU_NET_HEADER_SIZE)
       {
@@ -850,7 +1012,7 @@ tap_rx_work (NetPair *p)
   guint last_have = 0;
   gboolean armed = FALSE;
 
-  if (self->tap == NULL || self->tap_lost)
+  if (self->tap == NULL || g_atomic_int_get (&self->tap_lost))
     return;
   if (!pair_rx_ready (self, p))
     {
@@ -896,19 +1058,44 @@ pair_work (NetPair *p)
     tap_tx_work (p);
 }
 
+static void pair_update (VhuNetDevice *self, NetPair *p);
+
+static gboolean
+pair_source_prepare (GSource *source, gint *timeout)
+{
+  NetPair *p = ((PairSource *) source)->pair;
+
+  *timeout = -1;
+  return p->resume || g_atomic_int_get (&p->pending) != 0;
+}
+
+static gboolean
+pair_source_check (GSource *source)
+{
+  NetPair *p = ((PairSource *) source)->pair;
+
+  if (p->resume || g_atomic_int_get (&p->pending) != 0)
+    return TRUE;
+  return p->tap_tag != NULL && g_source_query_unix_fd (source, p->tap_tag) != 0;
+}
+
 static gboolean
 pair_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   NetPair *p = ((PairSource *) source)->pair;
   VhuNetDevice *self = p->device;
   GIOCondition revents = 0;
-  gboolean resume = g_source_get_ready_time (source) >= 0;
+  gboolean resume = p->resume;
+  guint pending;
 
-  g_source_set_ready_time (source, -1);
+  p->resume = FALSE;
+  pending = (guint) g_atomic_int_and (&p->pending, 0);
   if (p->tap_tag != NULL)
     revents = g_source_query_unix_fd (source, p->tap_tag);
 
   g_object_ref (self);
+  if (pending & PAIR_UPDATE)
+    pair_update (self, p);
   if (resume)
     pair_work (p);
   if (revents & (G_IO_ERR | G_IO_HUP | G_IO_NVAL))
@@ -917,7 +1104,7 @@ pair_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       g_warning (_("Tap interface %s went away"), self->tap->ifname);
       g_source_remove_unix_fd (source, p->tap_tag);
       p->tap_tag = NULL;
-      self->tap_lost = TRUE;
+      g_atomic_int_set (&self->tap_lost, TRUE);
     }
   else if (revents & G_IO_IN)
     {
@@ -928,8 +1115,20 @@ pair_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 }
 
 static GSourceFuncs pair_source_funcs = {
+  .prepare = pair_source_prepare,
+  .check = pair_source_check,
   .dispatch = pair_source_dispatch,
 };
+
+/* Whether the calling thread runs the pair: it is on the device's context
+ * (whose code runs on the device's thread), or in its own context's
+ * dispatch. */
+static gboolean
+on_pair_thread (NetPair *p)
+{
+  return p->context == vhost_user_device_get_context (VHOST_USER_DEVICE (p->device))
+         || g_main_context_is_owner (p->context);
+}
 
 /* Watches the pair's tap queue while it is attached: a detached queue
  * polls as an error. */
@@ -947,11 +1146,14 @@ set_tap_watched (VhuNetDevice *self, NetPair *p, gboolean watched)
 }
 
 /* Attaches the pair's tap queue to the interface while the pair is active,
- * and polls it when the receive queue can take frames. */
+ * and polls it when the receive queue can take frames. On the pair's
+ * thread. */
 static void
 pair_update (VhuNetDevice *self, NetPair *p)
 {
-  if (self->tap != NULL && !self->tap_lost)
+  if (p->source == NULL)
+    return; /* disposed */
+  if (self->tap != NULL && !g_atomic_int_get (&self->tap_lost))
     {
       g_autoptr (GError) error = NULL;
       gboolean active = pair_active (self, p->index);
@@ -969,11 +1171,27 @@ pair_update (VhuNetDevice *self, NetPair *p)
     pair_resume_later (p);
 }
 
+/* pair_update() from any thread: at once on the pair's, else from the
+ * pair's source. */
+static void
+pair_request_update (VhuNetDevice *self, NetPair *p)
+{
+  if (p->source == NULL)
+    return; /* disposed */
+  if (on_pair_thread (p))
+    {
+      pair_update (self, p);
+      return;
+    }
+  g_atomic_int_or (&p->pending, PAIR_UPDATE);
+  g_main_context_wakeup (p->context);
+}
+
 static void
 update_all_pairs (VhuNetDevice *self)
 {
   for (guint k = 0; k < self->n_pairs; k++)
-    pair_update (self, &self->pairs[k]);
+    pair_request_update (self, &self->pairs[k]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1032,7 +1250,7 @@ ctrl_command (VhuNetDevice *self, VhostUserVirtqElement *elem, guint8 cls, guint
 
           if (pairs < VHU_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > self->n_pairs)
             return VHU_NET_ERR;
-          self->active_pairs = pairs;
+          g_atomic_int_set (&self->active_pairs, pairs);
           update_all_pairs (self);
           return VHU_NET_OK;
         }
@@ -1058,9 +1276,9 @@ ctrl_work (VhuNetDevice *self, VhostUserVirtqueue *queue)
       if (out_size >= 2 && vhost_user_virtq_element_read (elem, 0, head, 2) == 2)
         ack = ctrl_command (self, elem, head[0], head[1], out_size - 2);
       if (ack == VHU_NET_OK)
-        self->stats.ctrl_ok++;
+        STAT_ADD (self->ctrl_ok, 1);
       else
-        self->stats.ctrl_err++;
+        STAT_ADD (self->ctrl_err, 1);
       if (vhost_user_virtq_element_get_in_size (elem) >= 1)
         written = vhost_user_virtq_element_write (elem, 0, &ack, 1);
       vhost_user_virtqueue_push (queue, elem, written);
@@ -1122,7 +1340,9 @@ static void
 update_frame_hint (VhuNetDevice *self)
 {
   if (self->tap != NULL)
-    self->frame_hint = MAX (self->tap->mtu != 0 ? self->tap->mtu : 1500, self->mtu) + 18;
+    __atomic_store_n (&self->frame_hint,
+                      MAX (self->tap->mtu != 0 ? self->tap->mtu : 1500, self->mtu) + 18,
+                      __ATOMIC_RELAXED);
 }
 
 static gboolean
@@ -1135,38 +1355,72 @@ vhu_net_device_set_mtu_vfunc (VhostUserDevice *device, guint mtu, GError **error
   return TRUE;
 }
 
+typedef struct
+{
+  VhuNetDevice *self;
+  guint8 frame[VHU_NET_RARP_FRAME_SIZE];
+} Rarp;
+
+static void
+rarp_free (gpointer data)
+{
+  Rarp *rarp = data;
+
+  g_object_unref (rarp->self);
+  g_free (rarp);
+}
+
+/* Loopback: the announcement arrives on pair 0, on that pair's thread. */
+static gboolean
+rarp_deliver (gpointer data)
+{
+  Rarp *rarp = data;
+  VhuNetDevice *self = rarp->self;
+  NetPair *p = &self->pairs[0];
+  struct iovec iov = { rarp->frame, sizeof rarp->frame };
+  VhuNetHeader hdr = { 0 };
+  VhuIovCursor src;
+  guint rx_have;
+
+  vhu_iov_cursor_init (&src, &iov, 1);
+  p->rx_ready = pair_rx_ready (self, p);
+  if (deliver_frame (self, p, &src, rarp->frame, sizeof rarp->frame, &hdr, NULL, &rx_have)
+      != FRAME_DELIVERED)
+    g_debug ("RARP not delivered: no receive buffer for it");
+  pair_flush (p);
+  return G_SOURCE_REMOVE;
+}
+
 static gboolean
 vhu_net_device_send_rarp (VhostUserDevice *device, GBytes *mac, GError **error)
 {
   VhuNetDevice *self = VHU_NET_DEVICE (device);
-  guint8 frame[VHU_NET_RARP_FRAME_SIZE];
-  NetPair *p = &self->pairs[0];
+  Rarp *rarp = g_new (Rarp, 1);
 
-  vhu_net_build_rarp (frame, g_bytes_get_data (mac, NULL));
+  rarp->self = g_object_ref (self);
+  vhu_net_build_rarp (rarp->frame, g_bytes_get_data (mac, NULL));
   if (self->mode == MODE_TAP)
     {
       VhuNetHeader hdr = { 0 };
       struct iovec iov[2] = {
         { &hdr, self->hdr_len },
-        { frame, sizeof frame },
+        { rarp->frame, sizeof rarp->frame },
       };
 
-      /* An announcement is best effort: a failure is not the front-end's. */
-      if (!self->tap_lost && writev (self->tap->fds[0], iov, 2) < 0)
+      /* An announcement is best effort: a failure is not the front-end's.
+       * A write to a tap is one frame, whichever thread writes too. */
+      if (!g_atomic_int_get (&self->tap_lost) && writev (self->tap->fds[0], iov, 2) < 0)
         g_warning (_("Cannot send a RARP to tap %s: %s"), self->tap->ifname, g_strerror (errno));
+      rarp_free (rarp);
+    }
+  else if (on_pair_thread (&self->pairs[0]))
+    {
+      rarp_deliver (rarp);
+      rarp_free (rarp);
     }
   else
-    {
-      struct iovec iov = { frame, sizeof frame };
-      VhuNetHeader hdr = { 0 };
-      VhuIovCursor src;
-      guint rx_have;
-
-      vhu_iov_cursor_init (&src, &iov, 1);
-      if (deliver_frame (self, p, &src, sizeof frame, &hdr, NULL, &rx_have) != FRAME_DELIVERED)
-        g_debug ("RARP not delivered: no receive buffer for it");
-      pair_flush (p);
-    }
+    g_main_context_invoke_full (self->pairs[0].context, G_PRIORITY_DEFAULT, rarp_deliver, rarp,
+                                rarp_free);
   return TRUE;
 }
 
@@ -1259,10 +1513,11 @@ vhu_net_device_queue_started (VhostUserDevice *device, VhostUserVirtqueue *queue
           p->rx_notify = TRUE;
           p->rx_starved = FALSE;
         }
-      pair_update (self, p);
+      pair_request_update (self, p);
     }
   else if (queue == ctrl_queue (self))
     {
+      g_atomic_int_set (&self->ctrl_started, TRUE);
       update_all_pairs (self);
     }
 }
@@ -1280,7 +1535,12 @@ vhu_net_device_queue_stopped (VhostUserDevice *device, VhostUserVirtqueue *queue
     {
       if (is_rx)
         p->rx_starved = FALSE;
-      pair_update (self, p);
+      pair_request_update (self, p);
+    }
+  else if (queue == ctrl_queue (self))
+    {
+      g_atomic_int_set (&self->ctrl_started, FALSE);
+      update_all_pairs (self);
     }
 }
 
@@ -1289,18 +1549,15 @@ vhu_net_device_reset (VhostUserDevice *device)
 {
   VhuNetDevice *self = VHU_NET_DEVICE (device);
 
-  self->active_pairs = 1;
+  /* The rings are stopped (their state is set again when they start, on
+   * their threads): what is left is the device's. */
+  g_atomic_int_set (&self->active_pairs, 1);
+  g_atomic_int_set (&self->ctrl_started, FALSE);
   self->mq = FALSE;
   self->ctrl_vq = FALSE;
   self->mrg_rxbuf = FALSE;
   self->csum = self->guest_csum = FALSE;
   self->hdr_len = VHU_NET_HEADER_SIZE;
-  for (guint k = 0; k < self->n_pairs; k++)
-    {
-      self->pairs[k].rx_starved = FALSE;
-      self->pairs[k].rx_notify = FALSE;
-      self->pairs[k].rx_batch = self->pairs[k].tx_batch = 0;
-    }
   update_all_pairs (self);
 
   VHOST_USER_DEVICE_CLASS (vhu_net_device_parent_class)->reset (device);
@@ -1315,11 +1572,16 @@ vhu_net_device_disconnected (VhostUserDevice *device)
     {
       NetPair *p = &self->pairs[k];
 
-      if (p->tx_frames > 0 || p->rx_frames > 0)
+      /* The rings stopped: the pair's thread counts no more. */
+      guint64 tx_frames = STAT_GET (p->conn_tx_frames);
+      guint64 rx_frames = STAT_GET (p->conn_rx_frames);
+
+      if (tx_frames > 0 || rx_frames > 0)
         g_debug ("pair %u: %" G_GUINT64_FORMAT " frames sent by the driver, %" G_GUINT64_FORMAT
                  " received",
-                 k, p->tx_frames, p->rx_frames);
-      p->tx_frames = p->rx_frames = 0;
+                 k, tx_frames, rx_frames);
+      __atomic_store_n (&p->conn_tx_frames, 0, __ATOMIC_RELAXED);
+      __atomic_store_n (&p->conn_rx_frames, 0, __ATOMIC_RELAXED);
     }
 
   VHOST_USER_DEVICE_CLASS (vhu_net_device_parent_class)->disconnected (device);
@@ -1332,12 +1594,34 @@ on_queue_enabled (GObject *object, GParamSpec *pspec, gpointer user_data)
   gboolean is_rx = FALSE;
   NetPair *p = pair_of_queue (self, VHOST_USER_VIRTQUEUE (object), &is_rx);
 
+  /* Emitted where the ring's state changed: the queue's thread, or the
+   * device's (SET_FEATURES without protocol features, a reset). */
   if (p != NULL)
-    pair_update (self, p);
+    pair_request_update (self, p);
 }
 
 /* ------------------------------------------------------------------------ */
 /* GObject                                                                  */
+
+static void
+pair_attach_source (NetPair *p)
+{
+  p->source = g_source_new (&pair_source_funcs, sizeof (PairSource));
+  ((PairSource *) p->source)->pair = p;
+  g_source_set_static_name (p->source, "[vhost-user-net] queue pair");
+  g_source_attach (p->source, p->context);
+}
+
+static void
+pair_detach_source (NetPair *p)
+{
+  if (p->source == NULL)
+    return;
+  g_source_destroy (p->source);
+  g_clear_pointer (&p->source, g_source_unref);
+  p->tap_tag = NULL;
+  p->tap_polling = FALSE;
+}
 
 static void
 vhu_net_device_constructed (GObject *object)
@@ -1363,19 +1647,25 @@ vhu_net_device_constructed (GObject *object)
       p->index = k;
       p->rx = vhost_user_device_get_queue (device, 2 * k);
       p->tx = vhost_user_device_get_queue (device, 2 * k + 1);
-      p->source = g_source_new (&pair_source_funcs, sizeof (PairSource));
-      ((PairSource *) p->source)->pair = p;
-      g_source_set_static_name (p->source, "[vhost-user-net] queue pair");
-      g_source_attach (p->source, vhost_user_device_get_context (device));
+      p->context = g_main_context_ref (vhost_user_device_get_context (device));
+      pair_attach_source (p);
     }
   for (guint i = 0; i < n_queues; i++)
     g_signal_connect_object (vhost_user_device_get_queue (device, i), "notify::enabled",
                              G_CALLBACK (on_queue_enabled), self, 0);
 
+  /* Scratch space per pair (the tap's is added by vhu_net_device_new_tap()). */
   self->rx_elems_cap = vhost_user_device_get_max_queue_size (device);
-  self->rx_elems = g_new0 (VhostUserVirtqElement *, self->rx_elems_cap);
-  self->iov = g_new (struct iovec, MAX_READ_IOV + 1);
-  self->bounce = g_malloc (BOUNCE_SIZE);
+  for (guint k = 0; k < self->n_pairs; k++)
+    {
+      NetPair *p = &self->pairs[k];
+
+      p->rx_elems = g_new0 (VhostUserVirtqElement *, self->rx_elems_cap);
+      /* A batch of each queue, and the chains of a frame that overflows
+       * the receive batch. */
+      p->held_cap = self->rx_elems_cap + 2 * BATCH;
+      p->held = g_new0 (VhostUserVirtqElement *, p->held_cap);
+    }
 }
 
 static void
@@ -1384,12 +1674,7 @@ vhu_net_device_dispose (GObject *object)
   VhuNetDevice *self = VHU_NET_DEVICE (object);
 
   for (guint k = 0; self->pairs != NULL && k < self->n_pairs; k++)
-    if (self->pairs[k].source != NULL)
-      {
-        g_source_destroy (self->pairs[k].source);
-        g_clear_pointer (&self->pairs[k].source, g_source_unref);
-        self->pairs[k].tap_tag = NULL;
-      }
+    pair_detach_source (&self->pairs[k]);
 
   G_OBJECT_CLASS (vhu_net_device_parent_class)->dispose (object);
 }
@@ -1400,10 +1685,17 @@ vhu_net_device_finalize (GObject *object)
   VhuNetDevice *self = VHU_NET_DEVICE (object);
 
   g_clear_pointer (&self->tap, vhu_net_tap_free);
+  for (guint k = 0; self->pairs != NULL && k < self->n_pairs; k++)
+    {
+      NetPair *p = &self->pairs[k];
+
+      g_clear_pointer (&p->context, g_main_context_unref);
+      g_free (p->rx_elems);
+      g_free (p->held);
+      g_free (p->iov);
+      g_free (p->bounce);
+    }
   g_free (self->pairs);
-  g_free (self->rx_elems);
-  g_free (self->iov);
-  g_free (self->bounce);
 
   G_OBJECT_CLASS (vhu_net_device_parent_class)->finalize (object);
 }
@@ -1471,6 +1763,11 @@ vhu_net_device_new_tap (const char *ifname, guint queue_pairs, GError **error)
     return NULL;
   self = net_device_new (MODE_TAP, queue_pairs);
   self->tap = tap;
+  for (guint k = 0; k < self->n_pairs; k++)
+    {
+      self->pairs[k].iov = g_new (struct iovec, MAX_READ_IOV + 1);
+      self->pairs[k].bounce = g_malloc (BOUNCE_SIZE);
+    }
   update_frame_hint (self);
   if (!vhu_net_tap_set_header_size (tap, self->hdr_len, error))
     return NULL;
@@ -1516,7 +1813,7 @@ guint
 vhu_net_device_get_active_pairs (VhuNetDevice *self)
 {
   g_return_val_if_fail (VHU_IS_NET_DEVICE (self), 0);
-  return self->active_pairs;
+  return g_atomic_int_get (&self->active_pairs);
 }
 
 guint
@@ -1537,5 +1834,74 @@ void
 vhu_net_device_get_stats (VhuNetDevice *self, VhuNetStats *stats)
 {
   g_return_if_fail (VHU_IS_NET_DEVICE (self));
-  *stats = self->stats;
+
+  memset (stats, 0, sizeof *stats);
+  for (guint k = 0; k < self->n_pairs; k++)
+    {
+      VhuNetStats *s = &self->pairs[k].stats;
+
+      stats->tx_frames += STAT_GET (s->tx_frames);
+      stats->tx_bytes += STAT_GET (s->tx_bytes);
+      stats->tx_dropped += STAT_GET (s->tx_dropped);
+      stats->rx_frames += STAT_GET (s->rx_frames);
+      stats->rx_bytes += STAT_GET (s->rx_bytes);
+      stats->rx_dropped += STAT_GET (s->rx_dropped);
+      stats->rx_bad_buffers += STAT_GET (s->rx_bad_buffers);
+      stats->rx_starved += STAT_GET (s->rx_starved);
+    }
+  stats->ctrl_ok = STAT_GET (self->ctrl_ok);
+  stats->ctrl_err = STAT_GET (self->ctrl_err);
+}
+
+void
+vhu_net_device_set_pair_context (VhuNetDevice *self, guint pair, GMainContext *context)
+{
+  VhostUserDevice *device;
+  NetPair *p;
+
+  g_return_if_fail (VHU_IS_NET_DEVICE (self));
+  g_return_if_fail (pair < self->n_pairs);
+  device = VHOST_USER_DEVICE (self);
+  g_return_if_fail (!vhost_user_device_get_connected (device));
+
+  if (context == NULL)
+    context = vhost_user_device_get_context (device);
+  p = &self->pairs[pair];
+  if (context == p->context)
+    return;
+  vhost_user_virtqueue_set_context (p->rx, context);
+  vhost_user_virtqueue_set_context (p->tx, context);
+  pair_detach_source (p);
+  g_main_context_unref (p->context);
+  p->context = g_main_context_ref (context);
+  pair_attach_source (p);
+  /* The tap queue is watched again from the new source. */
+  pair_request_update (self, p);
+}
+
+GMainContext *
+vhu_net_device_get_pair_context (VhuNetDevice *self, guint pair)
+{
+  g_return_val_if_fail (VHU_IS_NET_DEVICE (self), NULL);
+  g_return_val_if_fail (pair < self->n_pairs, NULL);
+  return self->pairs[pair].context;
+}
+
+void
+vhu_net_device_set_queue_mode (VhuNetDevice *self, VhostUserQueueMode mode, guint64 poll_ns)
+{
+  g_return_if_fail (VHU_IS_NET_DEVICE (self));
+
+  for (guint k = 0; k < self->n_pairs; k++)
+    {
+      NetPair *p = &self->pairs[k];
+
+      if (poll_ns != 0)
+        {
+          vhost_user_virtqueue_set_poll_ns (p->rx, poll_ns);
+          vhost_user_virtqueue_set_poll_ns (p->tx, poll_ns);
+        }
+      vhost_user_virtqueue_set_mode (p->rx, mode);
+      vhost_user_virtqueue_set_mode (p->tx, mode);
+    }
 }

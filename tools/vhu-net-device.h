@@ -9,7 +9,8 @@
  * queue to themselves (QEMU, DPDK) choose the pairs in use with
  * SET_VRING_ENABLE. Frames go either back to the driver (loopback: what
  * the driver sends on transmit queue 2k + 1 arrives on receive queue 2k) or
- * to a tap interface (one tap queue per pair).
+ * to a tap interface (one tap queue per pair). A pair may run on a thread
+ * of its own (vhu_net_device_set_pair_context()).
  */
 
 #pragma once
@@ -59,6 +60,18 @@ guint vhu_net_device_get_active_pairs (VhuNetDevice *self);
 guint vhu_net_device_get_header_size (VhuNetDevice *self);
 /* The tap's name, or NULL in loopback. */
 const gchar *vhu_net_device_get_ifname (VhuNetDevice *self);
+/* Sums the pairs' counters (each written by its pair's thread). */
 void vhu_net_device_get_stats (VhuNetDevice *self, VhuNetStats *stats);
+
+/* Runs pair @pair (its receive and transmit queues, and its tap queue) on
+ * @context (NULL: the device's), e.g. a worker thread's: call from the
+ * device's context before a front-end connects. The control queue stays on
+ * the device's context. With pairs on other threads, stop iterating their
+ * contexts (after the front-end is gone) before dropping the device. */
+void vhu_net_device_set_pair_context (VhuNetDevice *self, guint pair, GMainContext *context);
+GMainContext *vhu_net_device_get_pair_context (VhuNetDevice *self, guint pair);
+/* The queue mode of every data queue (the control queue waits for kicks);
+ * @poll_ns (0: leave it) is the adaptive budget. */
+void vhu_net_device_set_queue_mode (VhuNetDevice *self, VhostUserQueueMode mode, guint64 poll_ns);
 
 G_END_DECLS
