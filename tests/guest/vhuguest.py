@@ -51,6 +51,7 @@ __all__ = [
     'GuestResult',
     'Qmp',
     'build_guest',
+    'file_layer',
     'run_guest',
     'guest_accel',
     'guest_manifest',
@@ -631,6 +632,30 @@ def guest_accel(cache_dir=None):
         return verdict
 
 
+def file_layer(files):
+    """An uncompressed cpio archive (bytes) of arbitrary files, for
+    run_guest's extra_layers.
+
+    files: a mapping of guest paths (e.g. '/opt/fio/fio') to a host path
+        (its contents and permission bits are copied; symbolic links are
+        followed) or to bytes (mode 0644) or to a (bytes, mode) pair.
+        Directories are created as needed.
+    """
+    cpio = _Cpio()
+    for name in sorted(files):
+        source = files[name]
+        if isinstance(source, (bytes, bytearray)):
+            data, mode = bytes(source), 0o644
+        elif isinstance(source, tuple):
+            data, mode = bytes(source[0]), source[1]
+        else:
+            with open(source, 'rb') as f:
+                data = f.read()
+            mode = stat.S_IMODE(os.stat(source).st_mode)
+        cpio.file(name, data, mode)
+    return cpio.finish()
+
+
 def _script_layer(script, timeout, tag):
     cpio = _Cpio()
     cpio.file('vhu/script', script.encode(), 0o755)
@@ -796,13 +821,19 @@ class Qmp:
 
 def _run_guest_with(script, qemu_args, smp, mem_mib, timeout, accel,
                     host_limit=None, on_line=None, before_start=None,
-                    cache_dir=None):
+                    cache_dir=None, extra_layers=()):
     kernel, base_initrd = build_guest(cache_dir)
     tag = 'VHU-' + secrets.token_hex(4)
     with tempfile.TemporaryDirectory(prefix='vhuguest-') as tmp:
         initrd = os.path.join(tmp, 'initrd')
         with open(initrd, 'wb') as out, open(base_initrd, 'rb') as base:
             shutil.copyfileobj(base, out, 1 << 20)
+            for layer in extra_layers:
+                if isinstance(layer, (bytes, bytearray)):
+                    out.write(layer)
+                else:
+                    with open(layer, 'rb') as f:
+                        shutil.copyfileobj(f, out, 1 << 20)
             out.write(_script_layer(script, timeout, tag))
         argv = _qemu_argv(kernel, initrd, accel, smp, mem_mib, qemu_args)
         qmp_path = os.path.join(tmp, 'qmp.sock')
@@ -864,7 +895,7 @@ def _run_guest_with(script, qemu_args, smp, mem_mib, timeout, accel,
 
 
 def run_guest(script, qemu_args=(), smp=1, mem_mib=256, timeout=120,
-              on_line=None, before_start=None, cache_dir=None):
+              on_line=None, before_start=None, cache_dir=None, extra_layers=()):
     """Boots the guest, runs @script (busybox sh) in it and returns a
     GuestResult.
 
@@ -885,6 +916,9 @@ def run_guest(script, qemu_args=(), smp=1, mem_mib=256, timeout=120,
         then the guest starts.  QEMU 7.2 realizes vhost-user-rng and most
         other vhost-user devices at once, so a chardev with reconnect=N
         (which connects in the background) needs this.
+    extra_layers: uncompressed cpio archives (bytes, or paths of files
+        holding one, e.g. made by file_layer()) added to the guest's root
+        file system, after the base initramfs and before the script.
 
     Raises GuestError when the guest reports no result (QEMU error, kernel
     panic, host-side limit).
@@ -892,7 +926,7 @@ def run_guest(script, qemu_args=(), smp=1, mem_mib=256, timeout=120,
     accel = guest_accel(cache_dir)
     return _run_guest_with(script, qemu_args, smp, mem_mib, timeout, accel,
                            on_line=on_line, before_start=before_start,
-                           cache_dir=cache_dir)
+                           cache_dir=cache_dir, extra_layers=extra_layers)
 
 
 # ---------------------------------------------------------------------------
