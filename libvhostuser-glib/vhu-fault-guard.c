@@ -34,6 +34,7 @@ struct _VhuFaultGuard
 
 static VhuFaultGuard guards[MAX_GUARDS];
 static gint fault_count;
+static guintptr page_size; /* read before the handler is installed: sysconf is not async-signal-safe */
 static struct sigaction previous_action;
 
 static void
@@ -61,10 +62,7 @@ static void
 on_sigbus (int sig, siginfo_t *info, void *ucontext)
 {
   guintptr addr = (guintptr) info->si_addr;
-  long page = sysconf (_SC_PAGESIZE);
-
-  if (page <= 0)
-    page = 4096;
+  guintptr page = page_size;
 
   for (guint i = 0; i < MAX_GUARDS; i++)
     {
@@ -77,7 +75,7 @@ on_sigbus (int sig, siginfo_t *info, void *ucontext)
 
       /* The page is gone from the file: a private zero page in its place
        * lets the access complete. mmap is async-signal-safe. */
-      if (mmap ((gpointer) (addr & ~((guintptr) page - 1)), (size_t) page, PROT_READ | PROT_WRITE,
+      if (mmap ((gpointer) (addr & ~(page - 1)), (size_t) page, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
           == MAP_FAILED)
         break;
@@ -96,7 +94,9 @@ install_handler (void)
   if (g_once_init_enter (&installed))
     {
       struct sigaction sa;
+      long page = sysconf (_SC_PAGESIZE);
 
+      page_size = page > 0 ? (guintptr) page : 4096;
       memset (&sa, 0, sizeof sa);
       sa.sa_sigaction = on_sigbus;
       sa.sa_flags = SA_SIGINFO | SA_NODEFER;
