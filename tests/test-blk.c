@@ -291,40 +291,6 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 /* The front-end: QEMU's realize, then the rings as the test driver lays   */
 /* them out                                                                 */
 
-static void
-call_ok (Fixture *f, guint32 request, const void *payload, guint32 size, const int *fds, guint n)
-{
-  guint64 ack = vhu_test_frontend_call_ack (f->fe, request, payload, size, fds, n);
-
-  if (ack != 0)
-    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
-}
-
-static void
-vring_state_ok (Fixture *f, guint32 request, guint q, guint32 num)
-{
-  VhuVringState state = { .index = q, .num = num };
-
-  call_ok (f, request, &state, sizeof state, NULL, 0);
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
-}
-
-static void
-vring_fd_ok (Fixture *f, guint32 request, guint q, int fd)
-{
-  guint64 value = q;
-
-  call_ok (f, request, &value, sizeof value, &fd, 1);
-}
-
 /* Everything the device offers that a Linux guest would take, but the
  * dirty log. */
 static void
@@ -335,7 +301,7 @@ negotiate (Fixture *f)
   vhu_test_frontend_qemu_blk_realize (f->fe);
   offered = vhu_test_frontend_get_offered_features (f->fe);
   f->features = offered & ~VF (LOG_ALL);
-  call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &f->features, sizeof f->features, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_FEATURES, &f->features, sizeof f->features, NULL, 0);
   g_assert_cmpuint (vhu_test_frontend_add_mem_reg (f->fe, f->ram), ==, 0);
 }
 
@@ -350,20 +316,20 @@ start_queue (Fixture *f, guint q, guint16 base)
   vhu_test_driver_set_event_idx (f->drv[q], (f->features & VF (RING_EVENT_IDX)) != 0);
   vhu_test_driver_set_base (f->drv[q], base);
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, q, RING_NUM);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_NUM, q, RING_NUM);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
   addr = vhu_test_driver_get_vring_addr (f->drv[q], q, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
   close_fd (&f->call[q]);
-  f->call[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, q, f->call[q]);
+  f->call[q] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, q, f->call[q]);
   close_fd (&f->err[q]);
-  f->err[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_ERR, q, f->err[q]);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
+  f->err[q] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ERR, q, f->err[q]);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
   close_fd (&f->kick[q]);
-  f->kick[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
+  f->kick[q] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
   vhu_test_frontend_flush (f->fe);
   if (f->device != NULL) /* NULL: the program's, in another process */
     g_assert_true (vhost_user_virtqueue_get_started (
@@ -732,7 +698,7 @@ test_config (Fixture *f, gconstpointer data)
 
   /* A driver without FLUSH has a write-through device (virtio 5.2.5.1). */
   f->features &= ~BF (FLUSH);
-  call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &f->features, sizeof f->features, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_FEATURES, &f->features, sizeof f->features, NULL, 0);
   g_assert_cmpuint (vhu_test_frontend_get_config (f->fe, VHU_BLK_CONFIG_WRITEBACK, 1, &byte), ==,
                     VHU_CONFIG_HEADER_SIZE + 1);
   g_assert_cmpuint (byte, ==, 0);
@@ -1508,7 +1474,6 @@ test_disconnect_in_flight (Fixture *f, gconstpointer data)
   check_image (f);
   assert_healthy (f);
 }
-
 
 /* ------------------------------------------------------------------------ */
 /* Queue modes and worker threads                                           */

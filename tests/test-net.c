@@ -329,40 +329,6 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 /* ------------------------------------------------------------------------ */
 /* Front-end                                                                */
 
-static void
-call_ok (Fixture *f, guint32 request, const void *payload, guint32 size, const int *fds, guint n_fds)
-{
-  guint64 ack = vhu_test_frontend_call_ack (f->fe, request, payload, size, fds, n_fds);
-
-  if (ack != 0)
-    g_error ("%s was refused (%" G_GUINT64_FORMAT ")", vhu_request_name (request), ack);
-}
-
-static void
-vring_state_ok (Fixture *f, guint32 request, guint q, guint32 num)
-{
-  VhuVringState state = { .index = q, .num = num };
-
-  call_ok (f, request, &state, sizeof state, NULL, 0);
-}
-
-static int
-new_eventfd (void)
-{
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-  g_assert_cmpint (fd, >=, 0);
-  return fd;
-}
-
-static void
-vring_fd_ok (Fixture *f, guint32 request, guint q, int fd)
-{
-  guint64 value = q;
-
-  call_ok (f, request, &value, sizeof value, &fd, 1);
-}
-
 /* Negotiates as QEMU does, with the virtio-net bits @net_features. */
 static void
 negotiate (Fixture *f, guint64 net_features)
@@ -375,8 +341,8 @@ negotiate (Fixture *f, guint64 net_features)
   g_assert_cmphex (offered & features, ==, features);
   g_assert_cmphex (offered_pf & PROTOCOL_FEATURES, ==, PROTOCOL_FEATURES);
   vhu_test_frontend_set_u64 (f->fe, VHOST_USER_REQUEST_SET_PROTOCOL_FEATURES, PROTOCOL_FEATURES);
-  call_ok (f, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_OWNER, NULL, 0, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_FEATURES, &features, sizeof features, NULL, 0);
   f->features = features;
   g_assert_cmpuint (vhu_test_frontend_set_mem_table (f->fe, rams, 1), ==, 0);
 }
@@ -392,17 +358,17 @@ start_queue (Fixture *f, guint q, guint num)
   vhu_test_driver_set_data_area (f->drv[q], DATA_GPA (q), DATA_SIZE);
   vhu_test_driver_set_event_idx (f->drv[q], (f->features & VF (RING_EVENT_IDX)) != 0);
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, q, num);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, q, 0);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_NUM, q, num);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_BASE, q, 0);
   addr = vhu_test_driver_get_vring_addr (f->drv[q], q, 0);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
   close_fd (&f->call[q]);
-  f->call[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_CALL, q, f->call[q]);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
+  f->call[q] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_CALL, q, f->call[q]);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
   close_fd (&f->kick[q]);
-  f->kick[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
+  f->kick[q] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
   vhu_test_frontend_flush (f->fe);
   if (f->device != NULL) /* NULL: the program's, in another process */
     g_assert_true (vhost_user_virtqueue_get_started (
@@ -1198,11 +1164,11 @@ test_mq_without_ctrl (Fixture *f, gconstpointer data)
   {
     g_autofree guint8 *frame = random_frame (f, 64);
 
-    vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 3, 0);
+    vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, 3, 0);
     send_frame (f, 1, frame, 64, LAYOUT_FLAT);
     publish (f, 3);
     g_assert_cmpuint (check_received (f, 1), ==, 0);
-    vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, 3, 1);
+    vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, 3, 1);
     vhu_test_frontend_flush (f->fe);
     g_assert_cmpuint (check_received (f, 1), ==, 1);
   }
@@ -1248,7 +1214,7 @@ test_config (Fixture *f, gconstpointer data)
   g_assert_cmpuint (vhu_test_frontend_set_config (f->fe, 0, mac, 6, 0), !=, 0);
 
   /* NET_SET_MTU: what the front-end says. */
-  call_ok (f, VHOST_USER_REQUEST_NET_SET_MTU, &mtu, sizeof mtu, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_NET_SET_MTU, &mtu, sizeof mtu, NULL, 0);
   g_assert_cmpuint (vhu_net_device_get_mtu (f->device), ==, 1400);
   g_assert_cmpuint (vhu_test_frontend_get_config (f->fe, 10, 2, config), ==,
                     VHU_CONFIG_HEADER_SIZE + 2);
@@ -1288,12 +1254,12 @@ test_rarp (Fixture *f, gconstpointer data)
   start_queue (f, 1, 64);
 
   /* No receive buffer: the announcement is lost, the request succeeds. */
-  call_ok (f, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
   g_assert_cmpuint (vhu_test_driver_get_used_idx (f->drv[0]), ==, 0);
 
   post_rx (f, 0, 4, 2048, FALSE);
   publish (f, 0);
-  call_ok (f, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
   vhu_test_frontend_flush (f->fe);
   g_assert_true (receive_frame (f, 0, &r));
   memset (want, 0xff, 6);
@@ -1338,7 +1304,6 @@ test_reconnect (Fixture *f, gconstpointer data)
   publish (f, 1);
   g_assert_cmpuint (check_received (f, 0), ==, 1);
 }
-
 
 /* ------------------------------------------------------------------------ */
 /* Tap                                                                      */
@@ -1831,13 +1796,13 @@ restart_queue (Fixture *f, guint q, guint32 base)
 {
   VhuVringAddr addr = vhu_test_driver_get_vring_addr (f->drv[q], q, 0);
 
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_NUM, q, vhu_test_driver_get_num (f->drv[q]));
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
-  call_ok (f, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_NUM, q, vhu_test_driver_get_num (f->drv[q]));
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_BASE, q, base);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
   close_fd (&f->kick[q]);
-  f->kick[q] = new_eventfd ();
-  vring_fd_ok (f, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
-  vring_state_ok (f, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
+  f->kick[q] = vhu_test_new_eventfd ();
+  vhu_test_frontend_vring_fd_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_KICK, q, f->kick[q]);
+  vhu_test_frontend_vring_state_ok (f->fe, VHOST_USER_REQUEST_SET_VRING_ENABLE, q, 1);
 }
 
 /* The pairs in the case's mode, on the device's context or on worker
@@ -1950,7 +1915,7 @@ test_threads_ctrl (Fixture *f, gconstpointer data)
    * buffers it used (none free means all are still the device's). */
   post_rx (f, 0, MIN (2, vhu_test_driver_get_n_free (f->drv[0])), 2048, FALSE);
   publish_async (f, 0);
-  call_ok (f, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
+  vhu_test_frontend_call_ok (f->fe, VHOST_USER_REQUEST_SEND_RARP, mac, sizeof mac, NULL, 0);
   wait_rx (f, 0, 1);
   g_assert_true (receive_frame (f, 0, &r));
   vhu_net_build_rarp (want, mac);
