@@ -445,6 +445,8 @@ typedef struct
 {
   GSource source;
   VhostUserVirtqueue *vq; /* unowned: the queue destroys its source */
+  gboolean in_dispatch;   /* the device's handler runs */
+  gboolean parked;        /* the kick fd is out of the poll set meanwhile */
 } QueueSource;
 
 /* Peeks per prepare() while an empty ring is polled: the context's poll()
@@ -530,6 +532,23 @@ apply_mode (VhostUserVirtqueue *vq, gint mode)
     vq->poll_deadline = poll_deadline (vq, g_get_monotonic_time ());
 }
 
+/* The source may recurse (see watch_kick()), but the handler must not run
+ * inside itself: a handler that iterates the queue's context meets its own
+ * source asleep, its kick fd out of the poll set until the handler
+ * returns. Kicks that come meanwhile are served after it. */
+static gboolean
+park_recursion (QueueSource *qs)
+{
+  if (G_LIKELY (!qs->in_dispatch))
+    return FALSE;
+  if (!qs->parked && qs->vq->kick_tag != NULL)
+    {
+      g_source_modify_unix_fd ((GSource *) qs, qs->vq->kick_tag, 0);
+      qs->parked = TRUE;
+    }
+  return TRUE;
+}
+
 static gboolean
 queue_source_prepare (GSource *source, gint *timeout)
 {
@@ -537,6 +556,8 @@ queue_source_prepare (GSource *source, gint *timeout)
   gint mode = g_atomic_int_get (&vq->mode);
 
   *timeout = -1;
+  if (park_recursion ((QueueSource *) source))
+    return FALSE;
   if (G_UNLIKELY (mode != vq->applied_mode))
     apply_mode (vq, mode);
   if (vq->pending_kick)
@@ -581,6 +602,8 @@ queue_source_check (GSource *source)
 {
   VhostUserVirtqueue *vq = ((QueueSource *) source)->vq;
 
+  if (park_recursion ((QueueSource *) source))
+    return FALSE;
   if (vq->pending_kick)
     return TRUE;
   if (vq->kick_tag != NULL && g_source_query_unix_fd (source, vq->kick_tag) != 0)
@@ -591,9 +614,14 @@ queue_source_check (GSource *source)
 static gboolean
 queue_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
-  VhostUserVirtqueue *vq = ((QueueSource *) source)->vq;
-  GIOCondition revents = vq->kick_tag != NULL ? g_source_query_unix_fd (source, vq->kick_tag) : 0;
+  QueueSource *qs = (QueueSource *) source;
+  VhostUserVirtqueue *vq = qs->vq;
+  GIOCondition revents;
   gboolean emit = vq->pending_kick;
+
+  if (G_UNLIKELY (qs->in_dispatch))
+    return G_SOURCE_CONTINUE;
+  revents = vq->kick_tag != NULL ? g_source_query_unix_fd (source, vq->kick_tag) : 0;
 
   if (revents & (G_IO_ERR | G_IO_HUP | G_IO_NVAL))
     {
@@ -622,7 +650,15 @@ queue_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data
   if (ring_running (vq))
     vq->poll_seen_idx = vhu_split_ring_peek_avail_idx (&vq->ring);
   g_object_ref (vq);
+  qs->in_dispatch = TRUE;
   vq->kick_func (vq, vq->kick_data);
+  qs->in_dispatch = FALSE;
+  if (qs->parked && !g_source_is_destroyed (source) && vq->kick_tag != NULL)
+    {
+      /* Kicks that came while the handler ran are seen at the next poll. */
+      g_source_modify_unix_fd (source, vq->kick_tag, G_IO_IN);
+    }
+  qs->parked = FALSE;
   /* After work, ADAPTIVE polls for a while, POLL on. */
   if (!g_source_is_destroyed (source) && vq->applied_mode != VHOST_USER_QUEUE_MODE_EVENT
       && ring_running (vq))
@@ -648,6 +684,11 @@ watch_kick (VhostUserVirtqueue *vq)
   source->vq = vq;
   vq->kick_source = (GSource *) source;
   vq->kick_tag = g_source_add_unix_fd (vq->kick_source, vq->kick_fd, G_IO_IN);
+  /* A source that may not recurse is taken out of the poll set around each
+   * dispatch and put back after, and GLib wakes its context for each:
+   * two system calls and a spurious wakeup per kick. This one guards
+   * itself instead (park_recursion()). */
+  g_source_set_can_recurse (vq->kick_source, TRUE);
   g_source_set_static_name (vq->kick_source, "[libvhostuser-glib] queue");
   g_source_attach (vq->kick_source, vq->context);
 }

@@ -79,6 +79,11 @@ typedef struct
   gint served;
   gint wrong_thread;
   gint errors;
+
+  int nested_kick; /* if >= 0: the handler kicks here, then iterates its context */
+  gint depth;      /* handlers running on this queue */
+  gint max_depth;
+  gint nested_dispatches; /* iterations that dispatched something meanwhile */
 } QueueState;
 
 #define TEST_TYPE_MODES_DEVICE (test_modes_device_get_type ())
@@ -143,6 +148,20 @@ test_modes_device_queue_kicked (VhostUserDevice *device, VhostUserVirtqueue *que
 
   check_thread (qs);
   g_atomic_int_inc (&qs->kicked);
+  qs->depth++;
+  qs->max_depth = MAX (qs->max_depth, qs->depth);
+  if (qs->nested_kick >= 0)
+    {
+      GMainContext *context = vhost_user_virtqueue_get_context (queue);
+
+      /* A handler that runs its context, with a kick waiting: the queue's
+       * handler must not run inside itself. */
+      g_assert_cmpint (eventfd_write (qs->nested_kick, 1), ==, 0);
+      for (guint i = 0; i < 20; i++)
+        if (g_main_context_iteration (context, FALSE))
+          qs->nested_dispatches++;
+    }
+  qs->depth--;
   if (qs->ignore)
     return;
 
@@ -199,6 +218,8 @@ test_modes_device_class_init (TestModesDeviceClass *klass)
 static void
 test_modes_device_init (TestModesDevice *self)
 {
+  for (guint q = 0; q < N_QUEUES; q++)
+    self->queues[q].nested_kick = -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1067,6 +1088,53 @@ test_multi_queue (Fixture *f, gconstpointer data)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A handler that iterates the queue's context                             */
+
+/* The queue's source may recurse (it saves GLib's wakeups around each
+ * dispatch), so it keeps its own handler from running inside itself: a
+ * kick that comes while the handler iterates the context is served after
+ * the handler returns, and the kick fd is watched again after. */
+static void
+test_nested_iteration (Fixture *f, gconstpointer data)
+{
+  QueueState *qs = qstate (f, 0);
+  VhostUserQueueMode mode = GPOINTER_TO_INT (data);
+  gint kicked;
+
+  negotiate (f, BASE_FEATURES);
+  vhost_user_virtqueue_set_mode (queue (f, 0), mode);
+  start_queue (f, 0, 0);
+  g_assert_true (round_trip (f, 0, 2) || mode != VHOST_USER_QUEUE_MODE_EVENT);
+
+  kicked = qs->kicked;
+  qs->nested_kick = f->kick[0];
+  offer (f, 0, 3);
+  kick (f, 0);
+  wait_responses (f, 0, 3);
+  qs->nested_kick = -1;
+  /* The kick made inside the handler is served after it (in event mode a
+   * second emission; a polling queue drains it), never inside it. */
+  if (mode == VHOST_USER_QUEUE_MODE_EVENT)
+    WAIT_UNTIL (qs->kicked >= kicked + 2);
+  else
+    sync_queue (f, 0);
+  g_assert_cmpint (qs->max_depth, ==, 1);
+  /* Its source slept meanwhile, rather than being dispatched for nothing
+   * in each iteration (nothing else was ready). */
+  g_assert_cmpint (qs->nested_dispatches, ==, 0);
+
+  /* The kick fd is watched again. */
+  vhost_user_virtqueue_set_mode (queue (f, 0), VHOST_USER_QUEUE_MODE_EVENT);
+  sync_queue (f, 0);
+  sync_queue (f, 0);
+  kicked = qs->kicked;
+  g_assert_true (round_trip (f, 0, 4));
+  g_assert_cmpint (qs->kicked, >=, kicked + 1);
+  g_assert_cmpint (qs->max_depth, ==, 1);
+  assert_queue_healthy (f, 0);
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void
 add_test (const char *path, gconstpointer data, void (*func) (Fixture *, gconstpointer))
@@ -1101,6 +1169,10 @@ main (int argc, char **argv)
   add_test ("/vhost-user/queue-modes/poll/worker/event-idx", EVENT_IDX, test_poll_worker);
   add_test ("/vhost-user/queue-modes/switch/flags", FLAGS, test_switch);
   add_test ("/vhost-user/queue-modes/switch/event-idx", EVENT_IDX, test_switch);
+  add_test ("/vhost-user/queue-modes/nested-iteration/event",
+            GINT_TO_POINTER (VHOST_USER_QUEUE_MODE_EVENT), test_nested_iteration);
+  add_test ("/vhost-user/queue-modes/nested-iteration/poll",
+            GINT_TO_POINTER (VHOST_USER_QUEUE_MODE_POLL), test_nested_iteration);
   add_test ("/vhost-user/queue-modes/stop-start/main-context", GUINT_TO_POINTER (0),
             test_stop_start);
   add_test ("/vhost-user/queue-modes/stop-start/worker", GUINT_TO_POINTER (1), test_stop_start);
