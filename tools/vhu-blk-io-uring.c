@@ -4,8 +4,9 @@
  *
  * The io_uring engine: reads and writes go to the kernel as readv/writev
  * straight into and out of the guest's buffers, flushes as fdatasync; one
- * io_uring_submit per kick. The ring's eventfd is watched on the device's
- * context. Never more requests in the kernel than the completion queue
+ * io_uring_submit per kick. The ring's own fd, readable while completions
+ * wait, is watched on the device's context (an eventfd would cost a read
+ * per wakeup, and the kernel a write). Never more requests in the kernel than the completion queue
  * holds; the rest wait on an intrusive list. Short transfers are continued
  * where they stopped. Discards and write-zeroes (several steps, ioctls) go
  * to a worker thread engine made on first use.
@@ -15,7 +16,6 @@
 
 #include <errno.h>
 #include <liburing.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <glib/gi18n-lib.h>
@@ -30,7 +30,6 @@ typedef struct
   VhuBlkIo parent;
 
   struct io_uring ring;
-  int efd;
   GSource *source;
   guint in_kernel;       /* submitted, completion not yet seen */
   guint prepared;        /* SQEs prepared, not yet submitted */
@@ -131,6 +130,8 @@ uring_submit (VhuBlkIo *io, VhuBlkRequest *req)
   enqueue (self, req);
 }
 
+static guint uring_process (VhuBlkIo *io);
+
 static void
 uring_kick (VhuBlkIo *io)
 {
@@ -138,6 +139,10 @@ uring_kick (VhuBlkIo *io)
 
   submit_prepared (self);
   vhu_blk_io_kick (self->helper);
+  /* A read from the page cache completes inside the submission: answered
+   * now, rather than after another trip through poll(). */
+  if (self->in_kernel > 0 && io_uring_cq_ready (&self->ring) > 0)
+    uring_process (io);
 }
 
 /* One completion: the request is handed back, or goes on (the rest of a
@@ -173,10 +178,8 @@ uring_process (VhuBlkIo *io)
 {
   Uring *self = (Uring *) io;
   struct io_uring_cqe *cqe;
-  eventfd_t value;
   guint n = 0;
 
-  eventfd_read (self->efd, &value);
   while (io_uring_peek_cqe (&self->ring, &cqe) == 0)
     {
       VhuBlkRequest *req = io_uring_cqe_get_data (cqe);
@@ -224,9 +227,7 @@ uring_free (VhuBlkIo *io)
   vhu_blk_io_free (self->helper);
   g_source_destroy (self->source);
   g_source_unref (self->source);
-  io_uring_unregister_eventfd (&self->ring);
   io_uring_queue_exit (&self->ring);
-  close (self->efd);
   g_free (self);
 }
 
@@ -294,35 +295,21 @@ vhu_blk_io_uring_new (const VhuBlkFile *file,
       io_uring_queue_exit (&self->ring);
       return NULL;
     }
-  self->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (self->efd < 0 || (r = io_uring_register_eventfd (&self->ring, self->efd)) < 0)
-    {
-      int e = self->efd < 0 ? errno : -r;
-
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
-                   _("Cannot watch an io_uring's completions: %s"), g_strerror (e));
-      if (self->efd >= 0)
-        close (self->efd);
-      io_uring_queue_exit (&self->ring);
-      return NULL;
-    }
-
   vhu_blk_io_init (&self->parent, &uring_class, file, context, done, batch_done, user_data);
   self->max_in_kernel = self->ring.cq.ring_entries;
   self->waiting_tail = &self->waiting;
   self->helper = vhu_blk_io_threads_new (file, 1, context, helper_done, helper_batch_done,
                                          &self->parent, error);
   self->parent.helper = self->helper;
-  self->parent.wait_fd = self->efd;
+  self->parent.wait_fd = self->ring.ring_fd;
   if (self->helper == NULL)
     {
-      close (self->efd);
       io_uring_queue_exit (&self->ring);
       g_main_context_unref (self->parent.context);
       return NULL;
     }
 
-  self->source = g_unix_fd_source_new (self->efd, G_IO_IN);
+  self->source = g_unix_fd_source_new (self->ring.ring_fd, G_IO_IN);
   g_source_set_static_name (self->source, "[vhost-user-blk] io_uring completions");
   /* Nothing here iterates the context inside the callback; a source that
    * may not recurse costs GLib two wakeups of the context per dispatch. */
