@@ -209,6 +209,20 @@ vhost_user_virtq_element_ref (VhostUserVirtqElement *self)
   return self;
 }
 
+/* Drops a reference: TRUE if it was the last. Holding the only one, the
+ * caller is alone with the count (another thread needs a reference to take
+ * one): a plain store, no atomic read-modify-write. */
+static inline gboolean
+element_drop_ref (VhuElement *elem)
+{
+  if (G_LIKELY (__atomic_load_n (&elem->ref_count, __ATOMIC_RELAXED) == 1))
+    {
+      __atomic_store_n (&elem->ref_count, 0, __ATOMIC_RELAXED);
+      return TRUE;
+    }
+  return g_atomic_int_dec_and_test (&elem->ref_count);
+}
+
 /* The last reference to an element that was not pushed went: TRUE if the
  * queue takes it (it pushes it back and drops it again). */
 static G_GNUC_NO_INLINE gboolean
@@ -240,12 +254,39 @@ vhost_user_virtq_element_unref (VhostUserVirtqElement *self)
 {
   g_return_if_fail (self != NULL);
 
-  if (!g_atomic_int_dec_and_test (&self->ref_count))
+  if (!element_drop_ref (self))
     return;
 
   if (G_UNLIKELY (self->in_flight) && element_leaked (self))
     return;
   element_recycle (self);
+}
+
+/* Drops a reference of an element of @pool on the thread that takes from
+ * @pool: the last one puts the element on the taker's own list, without an
+ * atomic operation (each of which would wait for the stores before it,
+ * often to guest memory another CPU holds). */
+void
+vhu_element_unref_by_taker (VhuElementPool *pool, VhuElement *elem)
+{
+  if (G_UNLIKELY (elem->pool != pool))
+    {
+      vhost_user_virtq_element_unref (elem);
+      return;
+    }
+  if (!element_drop_ref (elem))
+    return;
+  if (G_UNLIKELY (elem->in_flight) && element_leaked (elem))
+    return;
+  if (G_UNLIKELY (elem->mem_epoch != __atomic_load_n (&pool->mem_epoch, __ATOMIC_RELAXED)))
+    element_forget_memory (elem);
+  if (G_UNLIKELY (g_atomic_int_get (&pool->closed)))
+    {
+      element_free (elem);
+      return;
+    }
+  elem->next_free = pool->local;
+  pool->local = elem;
 }
 
 /**

@@ -110,4 +110,9 @@ void vhost_user_virtqueue_push_batch (VhostUserVirtqueue *self,
                                       const gsize *written,
                                       guint n_written);
 
+VHOST_USER_AVAILABLE_IN_ALL
+void vhost_user_virtqueue_recycle (VhostUserVirtqueue *self,
+                                   VhostUserVirtqElement **elements,
+                                   guint n_elements);
+
 G_END_DECLS

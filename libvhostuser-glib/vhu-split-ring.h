@@ -203,6 +203,7 @@ VhuElement *vhu_element_pool_take_new (VhuElementPool *pool);
 void vhu_element_pool_drop_mappings (VhuElementPool *pool);
 void vhu_element_set_memory (VhuElement *elem, VhuMemTable *mem);
 gboolean vhu_element_reserve (VhuElement *elem, guint n_iov);
+void vhu_element_unref_by_taker (VhuElementPool *pool, VhuElement *elem);
 
 /* An element with one reference, from the taker's list, or from what came
  * back since, or new. */

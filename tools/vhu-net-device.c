@@ -123,9 +123,11 @@ struct _NetPair
 
   /* The data path's scratch space, allocated once. */
   VhostUserVirtqElement **rx_elems; /* VhuNetDevice.rx_elems_cap */
-  VhostUserVirtqElement **held;     /* filled, dropped at the next flush */
-  guint n_held;
-  guint held_cap;
+  VhostUserVirtqElement **held_rx;  /* filled, dropped at the next flush */
+  VhostUserVirtqElement **held_tx;
+  guint n_held_rx;
+  guint n_held_tx;
+  guint held_rx_cap;
   struct iovec *iov;                /* tap: MAX_READ_IOV + 1 */
   guint8 *bounce;                   /* tap: BOUNCE_SIZE */
 
@@ -249,36 +251,31 @@ pair_flush (NetPair *p)
       vhost_user_virtqueue_notify (p->tx);
       p->tx_batch = 0;
     }
-  for (guint i = 0; i < p->n_held; i++)
-    vhost_user_virtq_element_unref (p->held[i]);
-  p->n_held = 0;
+  /* On the queues' thread, in a dispatch: back to their pools without an
+   * atomic operation (each would wait for the frame just copied into
+   * guest memory, whose cache lines the driver's CPU holds). */
+  vhost_user_virtqueue_recycle (p->rx, p->held_rx, p->n_held_rx);
+  vhost_user_virtqueue_recycle (p->tx, p->held_tx, p->n_held_tx);
+  p->n_held_rx = 0;
+  p->n_held_tx = 0;
 }
 
-/* A filled element is dropped after the batch's flush rather than at once:
- * dropping one is an atomic operation, which waits for the stores before
- * it (the frame just copied into guest memory, whose cache lines the
- * driver's CPU holds); after the flush, one wait covers the batch. */
-static inline void
-pair_drop (NetPair *p, VhostUserVirtqElement *elem)
-{
-  if (G_LIKELY (p->n_held < p->held_cap))
-    p->held[p->n_held++] = elem;
-  else
-    vhost_user_virtq_element_unref (elem);
-}
-
+/* A filled element is dropped with its batch, after the flush. */
 static void
 pair_fill_rx (NetPair *p, VhostUserVirtqElement *elem, gsize written)
 {
   vhost_user_virtqueue_fill (p->rx, elem, written, p->rx_batch++);
-  pair_drop (p, elem);
+  if (G_LIKELY (p->n_held_rx < p->held_rx_cap))
+    p->held_rx[p->n_held_rx++] = elem;
+  else
+    vhost_user_virtq_element_unref (elem);
 }
 
 static void
 pair_fill_tx (NetPair *p, VhostUserVirtqElement *elem)
 {
   vhost_user_virtqueue_fill (p->tx, elem, 0, p->tx_batch++);
-  pair_drop (p, elem);
+  p->held_tx[p->n_held_tx++] = elem; /* flushed at BATCH, below */
   if (p->tx_batch >= BATCH || p->rx_batch >= BATCH)
     pair_flush (p);
 }
@@ -1664,10 +1661,11 @@ vhu_net_device_constructed (GObject *object)
       NetPair *p = &self->pairs[k];
 
       p->rx_elems = g_new0 (VhostUserVirtqElement *, self->rx_elems_cap);
-      /* A batch of each queue, and the chains of a frame that overflows
-       * the receive batch. */
-      p->held_cap = self->rx_elems_cap + 2 * BATCH;
-      p->held = g_new0 (VhostUserVirtqElement *, p->held_cap);
+      /* A batch, and the chains of a frame that overflows the receive
+       * batch. */
+      p->held_rx_cap = self->rx_elems_cap + BATCH;
+      p->held_rx = g_new0 (VhostUserVirtqElement *, p->held_rx_cap);
+      p->held_tx = g_new0 (VhostUserVirtqElement *, BATCH);
     }
 }
 
@@ -1694,7 +1692,8 @@ vhu_net_device_finalize (GObject *object)
 
       g_clear_pointer (&p->context, g_main_context_unref);
       g_free (p->rx_elems);
-      g_free (p->held);
+      g_free (p->held_rx);
+      g_free (p->held_tx);
       g_free (p->iov);
       g_free (p->bounce);
     }
