@@ -1983,16 +1983,27 @@ test_program_options (void)
     }
 }
 
+/* The socket's file appears at bind(), a moment before listen(): refused
+ * until then. */
 static int
 connect_unix (const char *path)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  gint64 deadline = g_get_monotonic_time () + PROGRAM_WAIT_MS * G_TIME_SPAN_MILLISECOND;
 
-  g_assert_cmpint (fd, >=, 0);
   g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
-  g_assert_no_errno (connect (fd, (struct sockaddr *) &addr, sizeof addr));
-  return fd;
+  for (;;)
+    {
+      int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+      g_assert_cmpint (fd, >=, 0);
+      if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
+        return fd;
+      g_assert_cmpint (errno, ==, ECONNREFUSED);
+      close (fd);
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (10000);
+    }
 }
 
 /* The program with two pairs polled on two worker threads: frames go

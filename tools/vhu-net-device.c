@@ -63,6 +63,8 @@
 #define BATCH 64u
 #define BUDGET 256u
 #define TX_BURST 32u
+/* Frames up to this size are copied at the end of their burst. */
+#define DEFER_COPY_MAX 256u
 /* readv() takes at most this many buffers. */
 #define MAX_READ_IOV IOV_MAX
 
@@ -120,6 +122,18 @@ struct _NetPair
   gboolean tap_polling;
   gboolean resume; /* pair_work() at the next dispatch (the pair's thread) */
   gint pending;    /* PAIR_* bits from other threads, atomic */
+
+  /* Loopback: small frames whose copy waits for the end of the burst
+   * (see pair_copy_pending()); @defer_copies while a burst runs. */
+  struct
+  {
+    guint8 *dst;
+    const guint8 *src;
+    gsize len;
+    VhuNetHeader hdr;
+  } copies[TX_BURST];
+  guint n_copies;
+  gboolean defer_copies;
 
   /* The data path's scratch space, allocated once. */
   VhostUserVirtqElement **rx_elems; /* VhuNetDevice.rx_elems_cap */
@@ -234,11 +248,28 @@ pair_tx_ready (VhuNetDevice *self, NetPair *p)
   return pair_active (self, p->index) && queue_usable (p->tx);
 }
 
+/* The copies of a burst, one after the other: the source and destination
+ * lines are held by the driver's CPU, and misses that come together
+ * overlap, where copies between the pops and fills of each frame wait for
+ * theirs one by one. Done before the used entries are published, and
+ * before the transmit chains are let go. */
+static void
+pair_copy_pending (NetPair *p, gsize hdr_len)
+{
+  for (guint i = 0; i < p->n_copies; i++)
+    {
+      memcpy (p->copies[i].dst, &p->copies[i].hdr, hdr_len);
+      memcpy (p->copies[i].dst + hdr_len, p->copies[i].src, p->copies[i].len);
+    }
+  p->n_copies = 0;
+}
+
 /* Makes the filled entries visible, one used-index update and at most one
  * interrupt per queue; then lets go of the elements. */
 static void
 pair_flush (NetPair *p)
 {
+  pair_copy_pending (p, p->device->hdr_len);
   if (p->rx_batch > 0)
     {
       vhost_user_virtqueue_flush (p->rx, p->rx_batch);
@@ -473,8 +504,21 @@ deliver_frame (VhuNetDevice *self,
       if (G_LIKELY (n > 0 && iov[0].iov_len >= need))
         {
           hdr->num_buffers = GUINT16_TO_LE (1);
-          memcpy (iov[0].iov_base, hdr, self->hdr_len);
-          memcpy ((guint8 *) iov[0].iov_base + self->hdr_len, flat, frame_len);
+          if (p->defer_copies && frame_len <= DEFER_COPY_MAX && p->n_copies < TX_BURST)
+            {
+              /* The transmit chain stays until the flush, which copies
+               * first: @flat is good until then. */
+              p->copies[p->n_copies].dst = iov[0].iov_base;
+              p->copies[p->n_copies].src = flat;
+              p->copies[p->n_copies].len = frame_len;
+              p->copies[p->n_copies].hdr = *hdr;
+              p->n_copies++;
+            }
+          else
+            {
+              memcpy (iov[0].iov_base, hdr, self->hdr_len);
+              memcpy ((guint8 *) iov[0].iov_base + self->hdr_len, flat, frame_len);
+            }
           STAT_ADD (p->stats.rx_frames, 1);
           STAT_ADD (p->conn_rx_frames, 1);
           STAT_ADD (p->stats.rx_bytes, frame_len);
@@ -705,6 +749,7 @@ loopback_pass (VhuNetDevice *self, NetPair *p, guint *budget, guint *rx_have)
           pair_fill_tx (p, tx);
           (*budget)--;
         }
+      pair_copy_pending (p, self->hdr_len);
       if (n < want)
         return PASS_EMPTY;
     }
@@ -757,7 +802,9 @@ loopback_work (NetPair *p)
       PassResult result;
 
       vhost_user_virtqueue_set_notification (p->tx, FALSE);
+      p->defer_copies = TRUE;
       result = loopback_pass (self, p, &budget, &rx_have);
+      p->defer_copies = FALSE;
       if (result == PASS_STARVED)
         {
           /* Transmit kicks stay off: the receive kick resumes. */
