@@ -1123,7 +1123,9 @@ vhost_user_virtqueue_fill (VhostUserVirtqueue *self,
       element->in_flight = FALSE;
       return;
     }
-  vhu_split_ring_fill (&self->ring, element, MIN (written, G_MAXUINT32), offset);
+  if (G_UNLIKELY (!vhu_split_ring_fill_fast (&self->ring, element, MIN (written, G_MAXUINT32),
+                                             offset)))
+    vhu_split_ring_fill (&self->ring, element, MIN (written, G_MAXUINT32), offset);
 }
 
 /**

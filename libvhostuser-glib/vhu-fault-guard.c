@@ -33,7 +33,7 @@ struct _VhuFaultGuard
 };
 
 static VhuFaultGuard guards[MAX_GUARDS];
-static gint fault_count;
+gint vhu_fault_guard_faults;
 static guintptr page_size; /* read before the handler is installed: sysconf is not async-signal-safe */
 static struct sigaction previous_action;
 
@@ -80,7 +80,7 @@ on_sigbus (int sig, siginfo_t *info, void *ucontext)
           == MAP_FAILED)
         break;
       __atomic_store_n (&g->faulted, TRUE, __ATOMIC_RELEASE);
-      __atomic_add_fetch (&fault_count, 1, __ATOMIC_RELEASE);
+      __atomic_add_fetch (&vhu_fault_guard_faults, 1, __ATOMIC_RELEASE);
       return;
     }
   pass_on (sig, info, ucontext);
@@ -144,10 +144,4 @@ gboolean
 vhu_fault_guard_faulted (const VhuFaultGuard *guard)
 {
   return guard != NULL && __atomic_load_n (&guard->faulted, __ATOMIC_ACQUIRE);
-}
-
-guint
-vhu_fault_guard_count (void)
-{
-  return (guint) __atomic_load_n (&fault_count, __ATOMIC_ACQUIRE);
 }

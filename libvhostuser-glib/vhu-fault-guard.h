@@ -25,7 +25,16 @@ VhuFaultGuard *vhu_fault_guard_register (gpointer addr, gsize size);
 void vhu_fault_guard_unregister (VhuFaultGuard *guard);
 gboolean vhu_fault_guard_faulted (const VhuFaultGuard *guard);
 
-/* How many faults were caught so far, in any registered range. */
-guint vhu_fault_guard_count (void);
+/* Faults caught so far (see vhu_fault_guard_count()); written by the
+ * handler only. Internal to the library: not exported. */
+extern gint vhu_fault_guard_faults;
+
+/* How many faults were caught so far, in any registered range: read on
+ * every pop, hence inline. */
+static inline guint
+vhu_fault_guard_count (void)
+{
+  return (guint) __atomic_load_n (&vhu_fault_guard_faults, __ATOMIC_ACQUIRE);
+}
 
 G_END_DECLS

@@ -383,6 +383,23 @@ vhu_split_ring_should_notify_inline (VhuSplitRing *ring)
   return (guint16) (new - used_event - 1) < (guint16) (new - old);
 }
 
+/* vhu_split_ring_fill() without in-flight tracking or dirty log. */
+static inline gboolean
+vhu_split_ring_fill_fast (VhuSplitRing *ring, VhuElement *elem, guint32 len, guint offset)
+{
+  VhuVringUsedElem *entry;
+
+  if (G_UNLIKELY (ring->inflight != NULL || ring->log != NULL))
+    return FALSE;
+  entry = &ring->used->ring[(guint16) (ring->used_idx + offset) & (ring->num - 1)];
+  /* Never report more than the driver offered. */
+  entry->id = GUINT32_TO_LE (elem->head);
+  entry->len = GUINT32_TO_LE (MIN ((guint64) len, elem->in_size));
+  ring->heads_in_flight[elem->head] = 0;
+  elem->in_flight = FALSE;
+  return TRUE;
+}
+
 /* The push of one element (fill at offset 0, flush of 1): sets @notify as
  * vhu_split_ring_should_notify() would. */
 static inline gboolean
