@@ -6,9 +6,9 @@
  * straight into and out of the guest's buffers, flushes as fdatasync; one
  * io_uring_submit per kick. The ring's own fd, readable while completions
  * wait, is watched on the device's context (an eventfd would cost a read
- * per wakeup, and the kernel a write). Never more requests in the kernel than the completion queue
- * holds; the rest wait on an intrusive list. Short transfers are continued
- * where they stopped. Discards and write-zeroes (several steps, ioctls) go
+ * per wakeup, and the kernel a write). Never more requests in the kernel
+ * than the completion queue holds; the rest wait on an intrusive list.
+ * Short transfers are continued where they stopped. Discards and write-zeroes (several steps, ioctls) go
  * to a worker thread engine made on first use.
  */
 
@@ -37,7 +37,7 @@ typedef struct
   VhuBlkRequest *waiting; /* no room in the rings yet (FIFO) */
   VhuBlkRequest **waiting_tail;
 
-  VhuBlkIo *helper;      /* worker thread for DISCARD and WRITE_ZEROES */
+  VhuBlkIo *helper;      /* worker thread for DISCARD and WRITE_ZEROES, made on first use */
 } Uring;
 
 /* Prepares an SQE for @req; FALSE when the rings are full. */
@@ -117,6 +117,9 @@ submit_prepared (Uring *self)
     }
 }
 
+static void helper_done (VhuBlkRequest *req, gpointer user_data);
+static void helper_batch_done (gpointer user_data);
+
 static void
 uring_submit (VhuBlkIo *io, VhuBlkRequest *req)
 {
@@ -124,6 +127,23 @@ uring_submit (VhuBlkIo *io, VhuBlkRequest *req)
 
   if (req->op == VHU_BLK_OP_DISCARD || req->op == VHU_BLK_OP_WRITE_ZEROES)
     {
+      /* Made on first use: until then, its completion fd is not in every
+       * poll() of the context. */
+      if (self->helper == NULL)
+        {
+          g_autoptr (GError) error = NULL;
+
+          self->helper = vhu_blk_io_threads_new (&io->file, 1, io->context, helper_done,
+                                                 helper_batch_done, io, &error);
+          if (self->helper == NULL)
+            {
+              g_warning ("%s", error->message);
+              req->status = VHU_BLK_S_IOERR;
+              vhu_blk_io_complete (io, req);
+              return;
+            }
+          io->helper = self->helper;
+        }
       vhu_blk_io_submit (self->helper, req);
       return;
     }
@@ -138,7 +158,8 @@ uring_kick (VhuBlkIo *io)
   Uring *self = (Uring *) io;
 
   submit_prepared (self);
-  vhu_blk_io_kick (self->helper);
+  if (self->helper != NULL)
+    vhu_blk_io_kick (self->helper);
   /* A read from the page cache completes inside the submission: answered
    * now, rather than after another trip through poll(). */
   if (self->in_kernel > 0 && io_uring_cq_ready (&self->ring) > 0)
@@ -298,16 +319,7 @@ vhu_blk_io_uring_new (const VhuBlkFile *file,
   vhu_blk_io_init (&self->parent, &uring_class, file, context, done, batch_done, user_data);
   self->max_in_kernel = self->ring.cq.ring_entries;
   self->waiting_tail = &self->waiting;
-  self->helper = vhu_blk_io_threads_new (file, 1, context, helper_done, helper_batch_done,
-                                         &self->parent, error);
-  self->parent.helper = self->helper;
   self->parent.wait_fd = self->ring.ring_fd;
-  if (self->helper == NULL)
-    {
-      io_uring_queue_exit (&self->ring);
-      g_main_context_unref (self->parent.context);
-      return NULL;
-    }
 
   self->source = g_unix_fd_source_new (self->ring.ring_fd, G_IO_IN);
   g_source_set_static_name (self->source, "[vhost-user-blk] io_uring completions");
