@@ -211,11 +211,12 @@ vhost_user_virtq_element_ref (VhostUserVirtqElement *self)
 
 /* Drops a reference: TRUE if it was the last. Holding the only one, the
  * caller is alone with the count (another thread needs a reference to take
- * one): a plain store, no atomic read-modify-write. */
+ * one): a plain store, no atomic read-modify-write. The load acquires what
+ * a thread that dropped its reference before did with the element. */
 static inline gboolean
 element_drop_ref (VhuElement *elem)
 {
-  if (G_LIKELY (__atomic_load_n (&elem->ref_count, __ATOMIC_RELAXED) == 1))
+  if (G_LIKELY (__atomic_load_n (&elem->ref_count, __ATOMIC_ACQUIRE) == 1))
     {
       __atomic_store_n (&elem->ref_count, 0, __ATOMIC_RELAXED);
       return TRUE;

@@ -2,11 +2,12 @@
 /*
  * Copyright 2026 The libvhostuser-glib authors
  *
- * Batches of elements for language bindings. A call from Python costs about
- * as much as serving a small request in C, so a binding takes what a kick
- * made available in one call, with where every buffer is, and gives the
- * elements back in one call. Built on the public data path: nothing here
- * that C code could not do element by element.
+ * Batches of elements. For language bindings: a call from Python costs
+ * about as much as serving a small request in C, so a binding takes what a
+ * kick made available in one call, with where every buffer is, and gives
+ * the elements back in one call; built on the public data path. For C
+ * devices that drop many elements at a time: recycling them on the
+ * queue's thread, without atomic operations.
  */
 
 #include "config.h"
@@ -154,8 +155,9 @@ vhost_user_virtqueue_push_batch (VhostUserVirtqueue *self,
  * [method@VhostUser.VirtqElement.unref] does. Called on the thread that
  * runs @self's context, while it runs it (in a handler), it is cheaper:
  * an element whose last reference goes waits for the next pop on a list
- * of the queue's own, with no atomic operation. Called anywhere else, it
- * is unref() for each.
+ * of the queue's own, with no atomic operation. (The queue's pops must
+ * come from that thread too, as its handlers' do.) Called anywhere else,
+ * it is unref() for each.
  *
  * Since: 1.0
  */
