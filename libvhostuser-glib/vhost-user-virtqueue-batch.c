@@ -6,13 +6,14 @@
  * about as much as serving a small request in C, so a binding takes what a
  * kick made available in one call, with where every buffer is, and gives
  * the elements back in one call; built on the public data path. For C
- * devices that drop many elements at a time: recycling them on the
- * queue's thread, without atomic operations.
+ * devices that work in bursts: popping many with the checks of one pop,
+ * and recycling them on the queue's thread without atomic operations.
  */
 
 #include "config.h"
 
 #include "vhost-user-virtqueue-private.h"
+#include "vhu-fault-guard.h"
 #include "vhu-split-ring.h"
 
 /**
@@ -180,4 +181,73 @@ vhost_user_virtqueue_recycle (VhostUserVirtqueue *self,
     }
   for (guint i = 0; i < n_elements; i++)
     vhu_element_unref_by_taker (self->pool, elements[i]);
+}
+
+/**
+ * vhost_user_virtqueue_pop_many: (skip)
+ * @self: a queue
+ * @elements: (array length=max): where the elements go
+ * @max: the most elements to take
+ * @error: return location for a #GError
+ *
+ * Takes up to @max requests the driver made available, as
+ * [method@VhostUser.Virtqueue.pop] would one by one, for C devices that
+ * work in bursts: what each pop checks about the queue is checked once.
+ * Drop each element as usual (or with
+ * [method@VhostUser.Virtqueue.recycle]). Bindings have
+ * [method@VhostUser.Virtqueue.pop_batch].
+ *
+ * Returns: how many elements were put in @elements; 0 when there are none,
+ *   with @error set if the queue broke before the first
+ *
+ * Since: 1.0
+ */
+guint
+vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
+                               VhostUserVirtqElement **elements,
+                               guint max,
+                               GError **error)
+{
+  guint n = 0;
+
+  g_return_val_if_fail (VHOST_USER_IS_VIRTQUEUE (self), 0);
+  g_return_val_if_fail (elements != NULL || max == 0, 0);
+
+  if (G_UNLIKELY (self->stopping))
+    return 0;
+
+  while (n < max)
+    {
+      VhuElement *elem = vhu_element_pool_take (self->pool);
+
+      if (G_UNLIKELY (!vhu_split_ring_pop_fast (&self->ring, elem)))
+        {
+          vhu_element_pool_put_back (self->pool, elem);
+          break;
+        }
+      if (G_UNLIKELY (elem->mem != self->ring.mem))
+        vhu_element_set_memory (elem, self->ring.mem);
+      elements[n++] = elem;
+    }
+  /* Memory that vanished under what was read: all of it is given back, and
+   * popped again below, where the full pop finds out. */
+  if (G_UNLIKELY (vhu_fault_guard_count () != self->ring.faults_seen))
+    for (; n > 0; n--)
+      {
+        vhu_split_ring_unpop (&self->ring, elements[n - 1]);
+        vhost_user_virtq_element_unref (elements[n - 1]);
+      }
+  /* An empty ring ends the burst; anything else the fast pop left (a chain
+   * it does not take, a ring stopped or broken: the error) goes the usual
+   * way. */
+  if (n == max
+      || (self->ring.desc != NULL && !self->ring.broken && vhu_split_ring_is_empty (&self->ring)))
+    return n;
+  for (; n < max; n++)
+    {
+      elements[n] = vhost_user_virtqueue_pop (self, n == 0 ? error : NULL);
+      if (elements[n] == NULL)
+        break;
+    }
+  return n;
 }

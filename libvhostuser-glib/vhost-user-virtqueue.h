@@ -111,6 +111,12 @@ void vhost_user_virtqueue_push_batch (VhostUserVirtqueue *self,
                                       guint n_written);
 
 VHOST_USER_AVAILABLE_IN_ALL
+guint vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
+                                     VhostUserVirtqElement **elements,
+                                     guint max,
+                                     GError **error);
+
+VHOST_USER_AVAILABLE_IN_ALL
 void vhost_user_virtqueue_recycle (VhostUserVirtqueue *self,
                                    VhostUserVirtqElement **elements,
                                    guint n_elements);

@@ -221,6 +221,14 @@ vhu_element_pool_take (VhuElementPool *pool)
   return elem;
 }
 
+/* Gives back an element just taken and not handed out. */
+static inline void
+vhu_element_pool_put_back (VhuElementPool *pool, VhuElement *elem)
+{
+  elem->next_free = pool->local;
+  pool->local = elem;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The usual pop and push, inlined where the queue's entry points call them
  * (vhost-user-virtqueue.c): no dirty log, no in-flight buffer (for the

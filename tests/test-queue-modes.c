@@ -81,6 +81,7 @@ typedef struct
   gint errors;
 
   gboolean recycle; /* drop the elements with vhost_user_virtqueue_recycle() */
+  gboolean pop_many; /* with recycle: pop with vhost_user_virtqueue_pop_many() */
   VhostUserVirtqElement *kept; /* recycled with another reference held */
   gint kept_count;
 
@@ -180,6 +181,21 @@ test_modes_device_queue_kicked (VhostUserDevice *device, VhostUserVirtqueue *que
       guint n_done = 0;
 
       vhost_user_virtqueue_set_notification (queue, FALSE);
+      if (qs->pop_many)
+        {
+          /* In bursts of a few, served as they come. */
+          VhostUserVirtqElement *burst[5];
+          guint n;
+
+          while ((n = vhost_user_virtqueue_pop_many (queue, burst, G_N_ELEMENTS (burst), &error))
+                 > 0)
+            for (guint i = 0; i < n; i++)
+              {
+                g_atomic_int_inc (&qs->served);
+                vhost_user_virtqueue_push (queue, burst[i], serve (burst[i]));
+                done[n_done++] = burst[i];
+              }
+        }
       while ((elem = vhost_user_virtqueue_pop (queue, &error)) != NULL)
         {
           /* Counted first: the test may see the response at once. */
@@ -1124,7 +1140,7 @@ test_multi_queue (Fixture *f, gconstpointer data)
 static void
 test_recycle (Fixture *f, gconstpointer data)
 {
-  gboolean worker = GPOINTER_TO_INT (data);
+  gboolean worker = GPOINTER_TO_INT (data) & 1;
   QueueState *qs = qstate (f, 0);
   VhostUserVirtqElement *elems[4];
   guint total = 0;
@@ -1133,6 +1149,7 @@ test_recycle (Fixture *f, gconstpointer data)
   if (worker)
     move_to_worker (f, 0, 0);
   qs->recycle = TRUE;
+  qs->pop_many = (GPOINTER_TO_INT (data) & 2) != 0;
   start_queue (f, 0, 0);
 
   for (guint i = 0; i < 300; i++)
@@ -1161,6 +1178,46 @@ test_recycle (Fixture *f, gconstpointer data)
   qs->ignore = FALSE;
   g_clear_pointer (&qs->kept, vhost_user_virtq_element_unref);
   g_assert_false (vhost_user_virtqueue_get_broken (queue (f, 0)));
+}
+
+/* vhost_user_virtqueue_pop_many() takes what it can, then stops at what
+ * the full pop refuses: a head out of range breaks the ring, and the next
+ * burst fails with an error. */
+static void
+test_pop_many_broken (Fixture *f, gconstpointer data)
+{
+  QueueState *qs = qstate (f, 0);
+  VhostUserVirtqElement *burst[8];
+  g_autoptr (GError) error = NULL;
+  guint n;
+
+  negotiate (f, BASE_FEATURES);
+  qs->ignore = TRUE;
+  start_queue (f, 0, 0);
+
+  /* Nothing yet: none, no error. */
+  g_assert_cmpuint (vhost_user_virtqueue_pop_many (queue (f, 0), burst, 8, &error), ==, 0);
+  g_assert_no_error (error);
+
+  /* Three good requests, then a head out of range. */
+  for (guint i = 0; i < 3; i++)
+    add_request (f, 0);
+  vhu_test_driver_put_avail (f->drv[0], RING_NUM + 7);
+  vhu_test_driver_publish (f->drv[0]);
+  n = vhost_user_virtqueue_pop_many (queue (f, 0), burst, 2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 2);
+  vhost_user_virtqueue_recycle (queue (f, 0), burst, n);
+  n = vhost_user_virtqueue_pop_many (queue (f, 0), burst, 8, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 1);
+  vhost_user_virtq_element_unref (burst[0]);
+  n = vhost_user_virtqueue_pop_many (queue (f, 0), burst, 8, &error);
+  g_assert_error (error, VHOST_USER_ERROR, VHOST_USER_ERROR_QUEUE_BROKEN);
+  g_assert_cmpuint (n, ==, 0);
+  g_assert_true (vhost_user_virtqueue_get_broken (queue (f, 0)));
+  g_assert_cmpuint (vhu_test_read_eventfd (f->err[0]), >, 0);
+  qs->ignore = FALSE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1248,6 +1305,9 @@ main (int argc, char **argv)
   add_test ("/vhost-user/queue-modes/recycle/main-context", GINT_TO_POINTER (FALSE),
             test_recycle);
   add_test ("/vhost-user/queue-modes/recycle/worker", GINT_TO_POINTER (TRUE), test_recycle);
+  add_test ("/vhost-user/queue-modes/pop-many/main-context", GINT_TO_POINTER (2), test_recycle);
+  add_test ("/vhost-user/queue-modes/pop-many/worker", GINT_TO_POINTER (3), test_recycle);
+  add_test ("/vhost-user/queue-modes/pop-many/broken", NULL, test_pop_many_broken);
   add_test ("/vhost-user/queue-modes/nested-iteration/event",
             GINT_TO_POINTER (VHOST_USER_QUEUE_MODE_EVENT), test_nested_iteration);
   add_test ("/vhost-user/queue-modes/nested-iteration/poll",

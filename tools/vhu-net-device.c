@@ -725,10 +725,11 @@ loopback_pass (VhuNetDevice *self, NetPair *p, guint *budget, guint *rx_have)
 
   while (*budget > 0)
     {
-      guint want = MIN (*budget, TX_BURST), n = 0;
+      guint want = MIN (*budget, TX_BURST);
+      guint n = vhost_user_virtqueue_pop_many (p->tx, txs, want, NULL);
 
-      while (n < want && (txs[n] = vhost_user_virtqueue_pop (p->tx, NULL)) != NULL)
-        prefetch_tx (txs[n++]);
+      for (guint i = 0; i < n; i++)
+        prefetch_tx (txs[i]);
       if (n == 0)
         return PASS_EMPTY;
 
