@@ -209,6 +209,7 @@ vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
                                GError **error)
 {
   guint n = 0;
+  gboolean faulted;
 
   g_return_val_if_fail (VHOST_USER_IS_VIRTQUEUE (self), 0);
   g_return_val_if_fail (elements != NULL || max == 0, 0);
@@ -229,9 +230,11 @@ vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
         vhu_element_set_memory (elem, self->ring.mem);
       elements[n++] = elem;
     }
-  /* Memory that vanished under what was read: all of it is given back, and
-   * popped again below, where the full pop finds out. */
-  if (G_UNLIKELY (vhu_fault_guard_count () != self->ring.faults_seen))
+  /* Memory that vanished under what was read (the ring itself, maybe: an
+   * index read as zero): all of it is given back, and popped again below,
+   * where the full pop finds out. */
+  faulted = vhu_fault_guard_count () != self->ring.faults_seen;
+  if (G_UNLIKELY (faulted))
     for (; n > 0; n--)
       {
         vhu_split_ring_unpop (&self->ring, elements[n - 1]);
@@ -241,7 +244,8 @@ vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
    * it does not take, a ring stopped or broken: the error) goes the usual
    * way. */
   if (n == max
-      || (self->ring.desc != NULL && !self->ring.broken && vhu_split_ring_is_empty (&self->ring)))
+      || (!faulted && self->ring.desc != NULL && !self->ring.broken
+          && vhu_split_ring_is_empty (&self->ring)))
     return n;
   for (; n < max; n++)
     {

@@ -1835,7 +1835,7 @@ test_m19_file_too_small (Fixture *f, gconstpointer data)
  * the device mapped it: reading the ring then faults (SIGBUS). The device
  * must not crash: the ring is reported broken. */
 static void
-test_m19_truncated_after_mapping (Fixture *f, gconstpointer data)
+truncated_after_mapping (Fixture *f, gboolean pop_many)
 {
   VhuTestGuestRam fragile = { .fd = -1, .size = RAM_SIZE, .gpa = RAM_GPA, .uva = RAM_UVA };
   g_autoptr (GError) error = NULL;
@@ -1864,9 +1864,18 @@ test_m19_truncated_after_mapping (Fixture *f, gconstpointer data)
   munmap (fragile.host, RAM_SIZE);
   fragile.host = NULL;
 
-  /* The device reads the ring. */
-  elem = vhost_user_virtqueue_pop (queue (f, 0), &error);
-  g_assert_null (elem);
+  /* The device reads the ring, one pop or a burst. */
+  if (pop_many)
+    {
+      VhostUserVirtqElement *burst[4];
+
+      g_assert_cmpuint (vhost_user_virtqueue_pop_many (queue (f, 0), burst, 4, &error), ==, 0);
+    }
+  else
+    {
+      elem = vhost_user_virtqueue_pop (queue (f, 0), &error);
+      g_assert_null (elem);
+    }
   g_assert_nonnull (error);
   g_assert_true (error->domain == VHOST_USER_ERROR);
   g_assert_true (vhost_user_virtqueue_get_broken (queue (f, 0)));
@@ -1875,6 +1884,18 @@ test_m19_truncated_after_mapping (Fixture *f, gconstpointer data)
   while (f->errors->len > 0)
     g_ptr_array_remove_index (f->errors, 0);
   close (fragile.fd);
+}
+
+static void
+test_m19_truncated_after_mapping (Fixture *f, gconstpointer data)
+{
+  truncated_after_mapping (f, FALSE);
+}
+
+static void
+test_m19_truncated_pop_many (Fixture *f, gconstpointer data)
+{
+  truncated_after_mapping (f, TRUE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -3728,6 +3749,7 @@ static const Test tests[] = {
   { "M18-overlapping-regions", test_m18_overlapping_regions },
   { "M19-file-too-small", test_m19_file_too_small },
   { "M19-truncated-after-mapping", test_m19_truncated_after_mapping },
+  { "M19-truncated-pop-many", test_m19_truncated_pop_many },
   { "M20-mmap-failure", test_m20_mmap_failure },
   { "M21-same-layout", test_m21_same_layout },
   { "M21-ring-memory-removed", test_m21_ring_memory_removed },
