@@ -2023,8 +2023,26 @@ test_m21_ring_memory_removed (Fixture *f, gconstpointer data)
  * into stays mapped while the device holds it, and is let go of once the
  * device drops it; completing it after its ring stopped writes nothing to
  * the ring. */
+typedef struct
+{
+  VhostUserVirtqueue *queue;
+  VhostUserVirtqElement *elem;
+} Recycle;
+
+static gboolean
+recycle_in_dispatch (gpointer data)
+{
+  Recycle *r = data;
+
+  /* On the queue's thread, in a dispatch: the queue's own free list. */
+  g_assert_true (g_main_context_is_owner (vhost_user_virtqueue_get_context (r->queue)));
+  vhost_user_virtqueue_recycle (r->queue, &r->elem, 1);
+  r->elem = NULL;
+  return G_SOURCE_REMOVE;
+}
+
 static void
-test_m21_in_flight_element (Fixture *f, gconstpointer data)
+in_flight_element (Fixture *f, gboolean recycle)
 {
   static const guint8 text[] = "in flight";
   g_autoptr (VhuTestGuestRam) ram2 = vhu_test_guest_ram_new (RAM_SIZE, RAM2_GPA, RAM2_UVA);
@@ -2055,7 +2073,16 @@ test_m21_in_flight_element (Fixture *f, gconstpointer data)
 
   /* Dropped: nothing keeps the old memory any more (the new table's
    * region replaced the old one's fd and mapping). */
-  vhost_user_virtq_element_unref (elem);
+  if (recycle)
+    {
+      Recycle r = { queue (f, 0), elem };
+
+      g_idle_add (recycle_in_dispatch, &r);
+      while (r.elem != NULL)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  else
+    vhost_user_virtq_element_unref (elem);
   assert_fds (f, 0);
   g_assert_cmpuint (vhu_test_count_memfd_mappings (), ==, mappings);
 
@@ -2069,6 +2096,18 @@ test_m21_in_flight_element (Fixture *f, gconstpointer data)
   expect_no_error (f);
   vhu_test_device_clear_records (f->device);
   assert_running (f, 0);
+}
+
+static void
+test_m21_in_flight_element (Fixture *f, gconstpointer data)
+{
+  in_flight_element (f, FALSE);
+}
+
+static void
+test_m21_in_flight_element_recycled (Fixture *f, gconstpointer data)
+{
+  in_flight_element (f, TRUE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -3754,6 +3793,7 @@ static const Test tests[] = {
   { "M21-same-layout", test_m21_same_layout },
   { "M21-ring-memory-removed", test_m21_ring_memory_removed },
   { "M21-in-flight-element", test_m21_in_flight_element },
+  { "M21-in-flight-element-recycled", test_m21_in_flight_element_recycled },
   { "M22-slots-full", test_m22_slots_full },
   { "M23-rem-mem-reg-bad", test_m23_rem_mem_reg_bad },
   { "M23-rem-mem-reg-rings", test_m23_rem_mem_reg_rings },
