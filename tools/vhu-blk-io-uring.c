@@ -8,8 +8,9 @@
  * wait, is watched on the device's context (an eventfd would cost a read
  * per wakeup, and the kernel a write). Never more requests in the kernel
  * than the completion queue holds; the rest wait on an intrusive list.
- * Short transfers are continued where they stopped. Discards and write-zeroes (several steps, ioctls) go
- * to a worker thread engine made on first use.
+ * Short transfers are continued where they stopped. Discards and
+ * write-zeroes (several steps, ioctls) go to a worker thread engine made
+ * on first use.
  */
 
 #include "config.h"
@@ -36,8 +37,8 @@ typedef struct
   guint max_in_kernel;   /* the completion queue's size */
   VhuBlkRequest *waiting; /* no room in the rings yet (FIFO) */
   VhuBlkRequest **waiting_tail;
-
-  VhuBlkIo *helper;      /* worker thread for DISCARD and WRITE_ZEROES, made on first use */
+  /* parent.helper: a worker thread for DISCARD and WRITE_ZEROES, made on
+   * first use. */
 } Uring;
 
 /* Prepares an SQE for @req; FALSE when the rings are full. */
@@ -129,22 +130,21 @@ uring_submit (VhuBlkIo *io, VhuBlkRequest *req)
     {
       /* Made on first use: until then, its completion fd is not in every
        * poll() of the context. */
-      if (self->helper == NULL)
+      if (io->helper == NULL)
         {
           g_autoptr (GError) error = NULL;
 
-          self->helper = vhu_blk_io_threads_new (&io->file, 1, io->context, helper_done,
-                                                 helper_batch_done, io, &error);
-          if (self->helper == NULL)
+          io->helper = vhu_blk_io_threads_new (&io->file, 1, io->context, helper_done,
+                                               helper_batch_done, io, &error);
+          if (io->helper == NULL)
             {
               g_warning ("%s", error->message);
               req->status = VHU_BLK_S_IOERR;
               vhu_blk_io_complete (io, req);
               return;
             }
-          io->helper = self->helper;
         }
-      vhu_blk_io_submit (self->helper, req);
+      vhu_blk_io_submit (io->helper, req);
       return;
     }
   enqueue (self, req);
@@ -158,8 +158,8 @@ uring_kick (VhuBlkIo *io)
   Uring *self = (Uring *) io;
 
   submit_prepared (self);
-  if (self->helper != NULL)
-    vhu_blk_io_kick (self->helper);
+  if (io->helper != NULL)
+    vhu_blk_io_kick (io->helper);
   /* A read from the page cache completes inside the submission: answered
    * now, rather than after another trip through poll(). */
   if (self->in_kernel > 0 && io_uring_cq_ready (&self->ring) > 0)
@@ -245,7 +245,7 @@ uring_free (VhuBlkIo *io)
 {
   Uring *self = (Uring *) io;
 
-  vhu_blk_io_free (self->helper);
+  vhu_blk_io_free (io->helper);
   g_source_destroy (self->source);
   g_source_unref (self->source);
   io_uring_queue_exit (&self->ring);
