@@ -414,17 +414,9 @@ static inline gboolean
 vhu_split_ring_push_fast (VhuSplitRing *ring, VhuElement *elem, guint32 len, gboolean *notify)
 {
   guint16 new = ring->used_idx + 1;
-  VhuVringUsedElem *entry;
 
-  if (G_UNLIKELY (ring->inflight != NULL || ring->log != NULL))
+  if (G_UNLIKELY (!vhu_split_ring_fill_fast (ring, elem, len, 0)))
     return FALSE;
-
-  entry = &ring->used->ring[ring->used_idx & (ring->num - 1)];
-  /* Never report more than the driver offered. */
-  entry->id = GUINT32_TO_LE (elem->head);
-  entry->len = GUINT32_TO_LE (MIN ((guint64) len, elem->in_size));
-  ring->heads_in_flight[elem->head] = 0;
-  elem->in_flight = FALSE;
   __atomic_store_n (&ring->used->idx, GUINT16_TO_LE (new), __ATOMIC_RELEASE);
   ring->used_idx = new;
   ring->inuse--;
