@@ -146,10 +146,10 @@ vhost_user_virtqueue_push_batch (VhostUserVirtqueue *self,
 }
 
 /**
- * vhost_user_virtqueue_recycle:
+ * vhost_user_virtqueue_recycle: (skip)
  * @self: a queue
- * @elements: (array length=n_elements) (transfer full): elements popped
- *   from @self
+ * @elements: (array length=n_elements): elements popped from @self, a
+ *   reference to each of which the call takes (not the array)
  * @n_elements: the number of elements
  *
  * Drops a reference to each of @elements, as
@@ -158,7 +158,8 @@ vhost_user_virtqueue_push_batch (VhostUserVirtqueue *self,
  * an element whose last reference goes waits for the next pop on a list
  * of the queue's own, with no atomic operation. (The queue's pops must
  * come from that thread too, as its handlers' do.) Called anywhere else,
- * it is unref() for each.
+ * it is unref() for each. Not for bindings: their elements go when their
+ * last reference does.
  *
  * Since: 1.0
  */
