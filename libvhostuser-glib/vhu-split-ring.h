@@ -251,7 +251,6 @@ vhu_split_ring_walk_fast (const VhuSplitRing *ring, VhuElement *elem, guint head
   guintptr delta = (guintptr) ring->hint_host - (guintptr) base;
   guint num = ring->num;
   struct iovec *iov = elem->iov;
-  struct iovec *end;
   guint64 *gpa = elem->iov_gpa;
   guint64 out_size = 0, in_size = 0;
   guint in_num = 0;
@@ -281,7 +280,6 @@ vhu_split_ring_walk_fast (const VhuSplitRing *ring, VhuElement *elem, guint head
       len = GUINT32_FROM_LE (d.len);
       flags = GUINT16_FROM_LE (d.flags);
     }
-  end = iov + MIN (elem->iov_cap, num);
 
   for (;;)
     {
@@ -306,7 +304,7 @@ vhu_split_ring_walk_fast (const VhuSplitRing *ring, VhuElement *elem, guint head
         break;
       i = GUINT16_FROM_LE (d.next);
       /* Longer than the element's room (a loop, say): the slow walk's. */
-      if (G_UNLIKELY (i >= num || iov >= end))
+      if (G_UNLIKELY (i >= num || (guint) (iov - elem->iov) >= MIN (elem->iov_cap, num)))
         return FALSE;
       memcpy (&d, &table[i], sizeof d);
       addr = GUINT64_FROM_LE (d.addr);
