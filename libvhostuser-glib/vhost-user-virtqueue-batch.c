@@ -218,19 +218,8 @@ vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
   if (G_UNLIKELY (self->stopping))
     return 0;
 
-  while (n < max)
-    {
-      VhuElement *elem = vhu_element_pool_take (self->pool);
-
-      if (G_UNLIKELY (!vhu_split_ring_pop_fast (&self->ring, elem)))
-        {
-          vhu_element_pool_put_back (self->pool, elem);
-          break;
-        }
-      if (G_UNLIKELY (elem->mem != self->ring.mem))
-        vhu_element_set_memory (elem, self->ring.mem);
-      elements[n++] = elem;
-    }
+  while (n < max && (elements[n] = vhu_virtqueue_pop_fast (self)) != NULL)
+    n++;
   /* Memory that vanished under what was read (the ring itself, maybe: an
    * index read as zero): all of it is given back, and popped again below,
    * where the full pop finds out. */
@@ -239,7 +228,7 @@ vhost_user_virtqueue_pop_many (VhostUserVirtqueue *self,
     for (; n > 0; n--)
       {
         vhu_split_ring_unpop (&self->ring, elements[n - 1]);
-        vhost_user_virtq_element_unref (elements[n - 1]);
+        vhu_element_pool_put_back (self->pool, elements[n - 1]);
       }
   /* An empty ring ends the burst; anything else the fast pop left (a chain
    * it does not take, a ring stopped or broken: the error) goes the usual

@@ -94,4 +94,23 @@ void vhu_virtqueue_set_log (VhostUserVirtqueue *vq, VhuDirtyLog *log, int log_ca
 void vhu_virtqueue_set_inflight (VhostUserVirtqueue *vq, VhuInflight *inflight);
 void vhu_virtqueue_set_drained_func (VhostUserVirtqueue *vq, VhuDrainedFunc func, gpointer data);
 
+/* The usual pop, inline (pop() and pop_many()): an element for the chain
+ * vhu_split_ring_pop_fast() took, mapped with the ring's memory; NULL,
+ * nothing changed, for anything else. The caller then compares
+ * vhu_fault_guard_count() with the ring's faults_seen. */
+static inline VhuElement *
+vhu_virtqueue_pop_fast (VhostUserVirtqueue *vq)
+{
+  VhuElement *elem = vhu_element_pool_take (vq->pool);
+
+  if (G_UNLIKELY (!vhu_split_ring_pop_fast (&vq->ring, elem)))
+    {
+      vhu_element_pool_put_back (vq->pool, elem);
+      return NULL;
+    }
+  if (G_UNLIKELY (elem->mem != vq->ring.mem))
+    vhu_element_set_memory (elem, vq->ring.mem);
+  return elem;
+}
+
 G_END_DECLS

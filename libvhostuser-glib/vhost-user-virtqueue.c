@@ -1007,7 +1007,7 @@ vhost_user_virtqueue_get_broken (VhostUserVirtqueue *self)
   return self->broken;
 }
 
-static VhostUserVirtqElement *pop_slow (VhostUserVirtqueue *self, VhuElement *elem, GError **error);
+static VhostUserVirtqElement *pop_slow (VhostUserVirtqueue *self, GError **error);
 
 /**
  * vhost_user_virtqueue_pop:
@@ -1044,28 +1044,27 @@ vhost_user_virtqueue_pop (VhostUserVirtqueue *self, GError **error)
   if (G_UNLIKELY (self->stopping))
     return NULL;
 
-  elem = vhu_element_pool_take (self->pool);
   /* The usual case inline; memory that vanished under what was read is
    * found by the full pop (vhu_split_ring_pop()), after the element is
    * given back. */
-  if (G_LIKELY (vhu_split_ring_pop_fast (&self->ring, elem)))
+  elem = vhu_virtqueue_pop_fast (self);
+  if (G_LIKELY (elem != NULL))
     {
       if (G_LIKELY (vhu_fault_guard_count () == self->ring.faults_seen))
-        {
-          if (G_UNLIKELY (elem->mem != self->ring.mem))
-            vhu_element_set_memory (elem, self->ring.mem);
-          return elem;
-        }
+        return elem;
       vhu_split_ring_unpop (&self->ring, elem);
+      vhu_element_pool_put_back (self->pool, elem);
     }
-  return pop_slow (self, elem, error);
+  return pop_slow (self, error);
 }
 
 /* The whole pop, for everything vhu_split_ring_pop_fast() leaves: apart,
  * so that the usual pop saves few registers. */
 static G_GNUC_NO_INLINE VhostUserVirtqElement *
-pop_slow (VhostUserVirtqueue *self, VhuElement *elem, GError **error)
+pop_slow (VhostUserVirtqueue *self, GError **error)
 {
+  VhuElement *elem = vhu_element_pool_take (self->pool);
+
   switch (vhu_split_ring_pop (&self->ring, elem, error))
     {
     case VHU_POP_OK:
