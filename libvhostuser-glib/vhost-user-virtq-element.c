@@ -168,8 +168,11 @@ element_forget_memory (VhuElement *elem)
   g_clear_pointer (&elem->mem, vhu_mem_table_unref);
 }
 
+/* Back to the pool, the last reference gone: on the taker's own list when
+ * @by_taker (the caller is the thread that takes from the pool), else on
+ * the list of returns, which any thread may push to. */
 G_ALWAYS_INLINE static inline void
-element_recycle (VhuElement *elem)
+element_recycle (VhuElement *elem, gboolean by_taker)
 {
   VhuElementPool *pool = elem->pool;
   VhuElement *head;
@@ -178,6 +181,15 @@ element_recycle (VhuElement *elem)
    * old mappings alive while it waits in the pool. */
   if (G_UNLIKELY (elem->mem_epoch != __atomic_load_n (&pool->mem_epoch, __ATOMIC_ACQUIRE)))
     element_forget_memory (elem);
+
+  if (by_taker)
+    {
+      if (G_UNLIKELY (g_atomic_int_get (&pool->closed)))
+        element_free (elem);
+      else
+        vhu_element_pool_put_back (pool, elem);
+      return;
+    }
 
   head = __atomic_load_n (&pool->returned, __ATOMIC_RELAXED);
   do
@@ -260,7 +272,7 @@ vhost_user_virtq_element_unref (VhostUserVirtqElement *self)
 
   if (G_UNLIKELY (self->in_flight) && element_leaked (self))
     return;
-  element_recycle (self);
+  element_recycle (self, FALSE);
 }
 
 /* Drops a reference of an element of @pool on the thread that takes from
@@ -279,15 +291,7 @@ vhu_element_unref_by_taker (VhuElementPool *pool, VhuElement *elem)
     return;
   if (G_UNLIKELY (elem->in_flight) && element_leaked (elem))
     return;
-  if (G_UNLIKELY (elem->mem_epoch != __atomic_load_n (&pool->mem_epoch, __ATOMIC_RELAXED)))
-    element_forget_memory (elem);
-  if (G_UNLIKELY (g_atomic_int_get (&pool->closed)))
-    {
-      element_free (elem);
-      return;
-    }
-  elem->next_free = pool->local;
-  pool->local = elem;
+  element_recycle (elem, TRUE);
 }
 
 /**
